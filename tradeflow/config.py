@@ -1,0 +1,416 @@
+"""Typed configuration: YAML profiles in ``config/`` plus ``TRADEFLOW_`` environment overrides.
+
+Settings are frozen pydantic models that reject unknown keys. They are built by
+:func:`load_settings`, never at import time. Precedence: environment > YAML file > defaults.
+Nested keys are reached with a double underscore: ``TRADEFLOW_EXCHANGE__ID=kraken``.
+API keys are read from the environment only (``TRADEFLOW_EXCHANGE__API_KEY`` and
+``TRADEFLOW_EXCHANGE__API_SECRET``) and held as ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from simulator.settings import SimulatorSettings
+
+ENV_PREFIX = "TRADEFLOW_"
+ENV_CONFIG_PATH = "TRADEFLOW_CONFIG"
+# Environment variables with the prefix that are not configuration keys.
+_ENV_NOT_CONFIG = {ENV_CONFIG_PATH, "TRADEFLOW_LIVE_CONFIRM", "TRADEFLOW_REQUIRE_POSTGRES",
+                   "TRADEFLOW_REQUIRE_CHROMIUM", "TRADEFLOW_TEST_POSTGRES_URL"}
+_SECRET_KEYS = {("exchange", "api_key"), ("exchange", "api_secret")}
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}/[A-Z0-9]{2,12}$")
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PACKAGE_ROOT / "config" / "default.yaml"
+
+
+class ConfigError(Exception):
+    """Bad configuration; ``str()`` is the one line shown to the user."""
+
+    def __init__(self, key: str, value: Any, allowed: str, source: str | None = None) -> None:
+        where = f" ({source})" if source else ""
+        super().__init__(f"config error{where}: {key} = {value!r}: {allowed}")
+        self.key, self.value, self.allowed = key, value, allowed
+
+
+class Frozen(BaseModel):
+    """Base of every settings model: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExchangeSettings(Frozen):
+    """Which exchange to talk to and how."""
+
+    id: str = "binance"
+    base_url: str | None = Field(
+        None, description="REST base URL override (the simulator, a proxy); websocket derived"
+    )
+    testnet: bool = Field(False, description="use the exchange's sandbox/testnet URLs")
+    rate_limit: bool = True
+    timeout_ms: int = Field(10_000, gt=0)
+    max_retries: int = Field(6, ge=0, description="retries of a transient failure")
+    retry_base_delay_s: float = Field(0.25, gt=0)
+    retry_max_delay_s: float = Field(30.0, gt=0)
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url_ok(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s):// URL such as http://127.0.0.1:8765")
+        return value.rstrip("/") if value else value
+
+
+class StoreSettings(Frozen):
+    """Market store (DuckDB)."""
+
+    path: str = Field("market.duckdb", description="file under data_dir, a path, or :memory:")
+    lock_retries: int = Field(50, ge=0)
+
+
+class BackfillSettings(Frozen):
+    """History download defaults."""
+
+    days: float = Field(30.0, gt=0, description="how far back a backfill reaches by default")
+    concurrency: int = Field(3, ge=1, description="series fetched at once")
+    page_limit: int = Field(1000, ge=1, le=1000)
+    task_runner: Literal["local", "dask"] = Field(
+        "local", description="local: one event loop, one shared client; dask: one task per "
+        "series on a Dask cluster (other processes or hosts)",
+    )
+    dask_address: str | None = Field(
+        None, description="scheduler of a running Dask cluster, e.g. tcp://scheduler:8786; "
+        "null: start a temporary local cluster of dask_workers processes",
+    )
+    dask_workers: int = Field(2, ge=1, description="processes of the temporary local cluster")
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask_address_ok(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(tcp|tls|ucx)://[^/\s]+$", value):
+            raise ValueError("must be a Dask scheduler address such as tcp://scheduler:8786")
+        return value
+
+
+class MlflowSettings(Frozen):
+    """Experiment tracking and the model registry (local SQLite + files by default)."""
+
+    tracking_uri: str | None = Field(
+        None, description="default: sqlite:///<data_dir>/mlflow.db; or http://mlflow:5000"
+    )
+    artifact_root: str | None = Field(None, description="default: <data_dir>/mlartifacts")
+    experiment: str = "tradeflow"
+
+
+class LedgerSettings(Frozen):
+    """The trading ledger (SQLAlchemy URL)."""
+
+    url: str | None = Field(
+        None, description="default: sqlite:///<data_dir>/ledger.db; or postgresql+psycopg://..."
+    )
+
+
+class PrefectSettings(Frozen):
+    """The Prefect server this profile expects (its database) and how to start it."""
+
+    database_url: str | None = Field(
+        None, description="the server's database: postgresql+asyncpg://user@host:5432/db "
+        "(password from PGPASSWORD or ~/.pgpass); null: Prefect's SQLite under PREFECT_HOME",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_ok(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.match(r"^(postgresql\+asyncpg|sqlite\+aiosqlite)://", value):
+            raise ValueError("the Prefect server needs an async driver: "
+                             "postgresql+asyncpg://... or sqlite+aiosqlite:///...")
+        if _URL_PASSWORD.search(value):
+            raise ValueError("no password in the URL; PGPASSWORD or ~/.pgpass hold it")
+        return value
+
+    def server_env(self) -> dict[str, str]:
+        """Environment for ``prefect server start`` (empty: Prefect's defaults)."""
+        if self.database_url is None:
+            return {}
+        return {"PREFECT_API_DATABASE_CONNECTION_URL": self.database_url}
+
+
+class TraderSettings(Frozen):
+    """The long-running trader."""
+
+    mode: Literal["paper", "live"] = "paper"
+    strategy: str = Field("config/strategies/meanrev_xgb.yaml", description="strategy file")
+    stale_after_s: float = Field(90.0, gt=0, description="stream silent this long = stale")
+    reconnect_max_s: float = Field(30.0, gt=0, description="cap of the reconnect backoff")
+    model_poll_s: float = Field(30.0, gt=0, description="how often to look for a new champion")
+    rest_poll_s: float = Field(5.0, gt=0, description="REST polling period without websocket")
+    metrics_port: int | None = Field(9108, ge=0, le=65535, description="Prometheus; 0 = off")
+    use_websocket: bool = True
+
+
+class ValidationSettings(Frozen):
+    """Candle validation: the window checked, soft-rule thresholds, the hard-failure budget."""
+
+    window_days: float = Field(7.0, gt=0, description="days of candles the validate flow checks")
+    return_sigma_k: float = Field(
+        8.0, gt=0, description="extreme move: |log return| beyond k rolling std devs"
+    )
+    return_window: int = Field(240, ge=10, description="candles in the rolling return std")
+    volume_window: int = Field(240, ge=10, description="candles in the rolling volume mean/std")
+    volume_z_max: float = Field(12.0, gt=0, description="volume spike: z-score above this")
+    zero_volume_run_max: int = Field(
+        5, ge=1, description="longest tolerated run of flat zero-volume candles"
+    )
+    freshness_candles: int = Field(
+        3, ge=0, description="stale: last candle more than N candles behind the last closed"
+    )
+    max_hard_failure_share: float = Field(
+        0.01, ge=0, le=1,
+        description="validate fails above this share of candles breaking hard rules",
+    )
+
+
+class Settings(Frozen):
+    """The whole resolved configuration of one tradeflow profile."""
+
+    data_dir: Path = Path("data")
+    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+    timeframes: tuple[str, ...] = ("1m", "5m", "1h")
+    exchange: ExchangeSettings = ExchangeSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    store: StoreSettings = StoreSettings()
+    backfill: BackfillSettings = BackfillSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    prefect: PrefectSettings = PrefectSettings()
+    trader: TraderSettings = TraderSettings()
+    validation: ValidationSettings = ValidationSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("symbols", "timeframes", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        # "BTC/USDT" or "BTC/USDT, ETH/USDT" (environment overrides) mean a list.
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_ok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for symbol in value:
+            if not SYMBOL_RE.match(symbol):
+                raise ValueError(f"symbol {symbol!r} is malformed; allowed: BASE/QUOTE in capitals")
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must be unique")
+        return value
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes_ok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from tradeflow import timeframes
+
+        for tf in value:
+            timeframes.parse(tf)
+        return value
+
+    def data_path(self, name: str) -> Path:
+        """A runtime file under ``data_dir``."""
+        return self.data_dir / name
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        return self.mlflow.artifact_root or (self.data_dir / "mlartifacts").resolve().as_uri()
+
+    @property
+    def ledger_url(self) -> str:
+        return self.ledger.url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+
+    @property
+    def store_path(self) -> str:
+        """DuckDB database location (``:memory:`` passes through)."""
+        if self.store.path == ":memory:" or Path(self.store.path).is_absolute():
+            return self.store.path
+        if "/" in self.store.path:
+            return self.store.path
+        return str(self.data_dir / self.store.path)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    check_exchange: bool = False,
+) -> Settings:
+    """Build settings from a YAML profile, the environment and explicit overrides.
+
+    ``path`` defaults to ``$TRADEFLOW_CONFIG`` or ``config/default.yaml``. ``check_exchange``
+    also checks the exchange id and timeframes against ccxt (imports ccxt, ~2 s).
+    Raises :class:`ConfigError` with a one-line message on any problem.
+    """
+    env = dict(os.environ if env is None else env)
+    source = Path(path or env.get(ENV_CONFIG_PATH) or DEFAULT_CONFIG)
+    data = _read_yaml(source)
+    for secret in _SECRET_KEYS:
+        if _dig(data, secret) is not None:
+            key = ".".join(secret)
+            raise ConfigError(
+                key,
+                "***",
+                "secrets are read only from the environment "
+                f"({ENV_PREFIX}{'__'.join(secret).upper()})",
+                str(source),
+            )
+    from_env = _env_overrides(env)
+    _merge(data, from_env)
+    if overrides:
+        _merge(data, overrides)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise _to_config_error(exc, _display(source), from_env) from None
+    if check_exchange:
+        check_against_exchange(settings)
+    return settings
+
+
+def check_against_exchange(settings: Settings) -> None:
+    """Check exchange id and timeframes against what ccxt knows of the exchange."""
+    from tradeflow.exchange import ccxt_client
+
+    ids = ccxt_client.exchange_ids()
+    if settings.exchange.id not in ids:
+        close = [i for i in ids if i.startswith(settings.exchange.id[:3])][:5]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            "exchange.id",
+            settings.exchange.id,
+            f"not a ccxt exchange; allowed: ccxt.exchanges{hint}",
+        )
+    available = ccxt_client.exchange_timeframes(settings.exchange.id)
+    for tf in settings.timeframes:
+        if tf not in available:
+            raise ConfigError(
+                "timeframes",
+                tf,
+                f"{settings.exchange.id} has no such timeframe; allowed: {' '.join(available)}",
+            )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError("config", str(path), f"cannot read file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError("config", str(path), f"not valid YAML{line}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config", str(path), "must be a mapping of keys to values")
+    return data
+
+
+def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_CONFIG:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            continue
+        key = tuple(parts)
+        # Secrets stay strings verbatim; other values are parsed as YAML scalars or lists.
+        value: Any = raw if key in _SECRET_KEYS else _parse_env_value(raw)
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _dig(data: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _to_config_error(exc: ValidationError, source: str, from_env: dict[str, Any]) -> ConfigError:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    # Name the environment variable when the bad value came from one.
+    for depth in range(len(loc), 0, -1):
+        if _dig(from_env, tuple(loc[:depth])) is not None:
+            source = "$" + ENV_PREFIX + "__".join(loc[:depth]).upper()
+            break
+    key = ".".join(loc)
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        allowed = sorted(_model_at(Settings, loc[:-1]).model_fields)
+        return ConfigError(key, value, f"unknown key; allowed: {', '.join(allowed)}", source)
+    msg = err["msg"].removeprefix("Value error, ")
+    if tuple(loc[:2]) in _SECRET_KEYS:
+        value = "***"
+    elif isinstance(value, str):
+        value = _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
+    return ConfigError(key, value, msg, source)
+
+
+def _model_at(model: type[BaseModel], path: list[str]) -> type[BaseModel]:
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            break
+    return model

@@ -1,0 +1,493 @@
+"""The exchange adapter: the only module of tradeflow that imports ccxt.
+
+It builds any ccxt exchange from :class:`~tradeflow.config.ExchangeSettings`, optionally
+pointed at another base URL (the simulator, a testnet, a proxy), with ccxt's rate limiter on.
+Everything it returns is a tradeflow type from :mod:`tradeflow.exchange.types`; every ccxt
+error is mapped to one of the typed errors there, which say whether a retry can help.
+Transient failures are retried with exponential backoff and jitter, honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
+import numpy as np
+import pandas as pd
+
+from tradeflow.config import ExchangeSettings
+from tradeflow.exchange import types as t
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Exchanges whose raw klines are Binance's 12 columns: quote volume at 7, trade count at 8.
+_BINANCE_KLINES = {"binance", "binanceus"}
+
+
+def exchange_ids() -> list[str]:
+    """Every exchange id ccxt knows."""
+    return list(ccxt.exchanges)
+
+
+def exchange_timeframes(exchange_id: str) -> list[str]:
+    """Timeframes an exchange offers for OHLCV (empty when it has none)."""
+    cls = getattr(ccxt, exchange_id)
+    return list((cls().timeframes or {}).keys())
+
+
+def rebase_urls(urls: Any, base_url: str) -> Any:
+    """Rewrite every URL in a ccxt ``urls['api']`` tree onto ``base_url``, keeping paths.
+
+    ``https://api.binance.com/api/v3`` -> ``http://127.0.0.1:8765/api/v3`` and
+    ``wss://stream.binance.com:9443/ws`` -> ``ws://127.0.0.1:8765/ws``.
+    """
+    base = urlsplit(base_url)
+    ws_scheme = "wss" if base.scheme == "https" else "ws"
+    if isinstance(urls, dict):
+        return {k: rebase_urls(v, base_url) for k, v in urls.items()}
+    if isinstance(urls, str) and "://" in urls:
+        parts = urlsplit(urls)
+        scheme = ws_scheme if parts.scheme in ("ws", "wss") else base.scheme
+        path = base.path.rstrip("/") + parts.path
+        return urlunsplit((scheme, base.netloc, path, parts.query, parts.fragment))
+    return urls
+
+
+def map_error(exc: Exception, retry_after: float | None = None) -> t.ExchangeError:
+    """Translate a ccxt (or transport) exception into a typed tradeflow error."""
+    msg = _redact(str(exc)) or type(exc).__name__
+    table: list[tuple[type[Exception], type[t.ExchangeError]]] = [
+        (ccxt.RateLimitExceeded, t.RateLimited),
+        (ccxt.DDoSProtection, t.RateLimited),
+        (ccxt.RequestTimeout, t.RequestTimedOut),
+        (ccxt.ExchangeNotAvailable, t.ExchangeUnavailable),
+        (ccxt.InvalidNonce, t.TransientError),
+        (ccxt.NetworkError, t.TransientError),
+        (ccxt.BadResponse, t.BadResponse),
+        (ccxt.BadSymbol, t.BadSymbol),
+        (ccxt.AuthenticationError, t.AuthenticationFailed),
+        (ccxt.InsufficientFunds, t.InsufficientFunds),
+        (ccxt.OrderNotFound, t.OrderNotFound),
+        (ccxt.InvalidOrder, t.OrderRejected),
+        (ccxt.NotSupported, t.NotSupported),
+        (asyncio.TimeoutError, t.RequestTimedOut),
+        (ConnectionError, t.ExchangeUnavailable),
+        # ccxt parsing a garbled body surfaces as these; the request itself may succeed again.
+        (ValueError, t.BadResponse),
+        (TypeError, t.BadResponse),
+        (KeyError, t.BadResponse),
+        (IndexError, t.BadResponse),
+    ]
+    for ccxt_cls, ours in table:
+        if isinstance(exc, ccxt_cls):
+            return ours(msg, retry_after=retry_after)
+    # ccxt reports a connection dropped mid-body as a plain ExchangeError caused by the
+    # transport; the request itself can succeed again.
+    if type(exc.__cause__).__module__.split(".")[0] == "aiohttp":
+        return t.ExchangeUnavailable(msg, retry_after=retry_after)
+    return t.ExchangeError(msg)
+
+
+def _redact(text: str) -> str:
+    # ccxt puts full request URLs in messages; signed ones carry the signature and key.
+    for marker in ("signature=", "X-MBX-APIKEY", "apiKey="):
+        idx = text.find(marker)
+        while idx >= 0:
+            end = idx + len(marker)
+            stop = end
+            while stop < len(text) and text[stop] not in "& '\"},":
+                stop += 1
+            text = text[:end] + "***" + text[stop:]
+            idx = text.find(marker, end + 3)
+    return text
+
+
+def _parse_ohlcv_keep_extra(self: Any, ohlcv: Any, market: Any = None) -> list[Any]:
+    row = super(type(self), self).parse_ohlcv(ohlcv, market)
+    if isinstance(ohlcv, list) and len(ohlcv) >= 9:
+        try:  # Binance sends quote volume as a decimal string and the count as an int
+            row = [*row[:6], float(ohlcv[7]), int(ohlcv[8])]
+        except (TypeError, ValueError):
+            row = [*row[:6], None, None]
+    return row
+
+
+def _handle_ohlcv_keep_closed(self: Any, client: Any, message: Any) -> None:
+    # Binance marks the last update of a candle with k.x = true; ccxt's unified rows drop it.
+    kline = message.get("k") if isinstance(message, dict) else None
+    if isinstance(kline, dict) and kline.get("x") is True:
+        closed = self.__dict__.setdefault("_tradeflow_closed", {})
+        seen = closed.setdefault((kline.get("s"), kline.get("i")), [])
+        seen.append(kline.get("t"))
+        del seen[:-64]  # a short memory is enough: callers look at the newest rows
+    super(type(self), self).handle_ohlcv(client, message)
+
+
+def _exchange_class(exchange_id: str) -> type:
+    if exchange_id in ccxt_pro.exchanges:
+        cls = getattr(ccxt_pro, exchange_id)
+    else:
+        cls = getattr(ccxt_async, exchange_id)
+    if exchange_id in _BINANCE_KLINES:
+        # Keep Binance's quote volume and trade count, which the unified row drops, and the
+        # closed flag of streamed klines.
+        extra: dict[str, Any] = {"parse_ohlcv": _parse_ohlcv_keep_extra}
+        if hasattr(cls, "handle_ohlcv"):
+            extra["handle_ohlcv"] = _handle_ohlcv_keep_closed
+        cls = type(f"Tradeflow{cls.__name__}", (cls,), extra)
+    return cls
+
+
+class ExchangeClient:
+    """Async, typed access to one exchange. Use as ``async with ExchangeClient(cfg) as ex``."""
+
+    def __init__(self, settings: ExchangeSettings, *, sleep: Callable[[float], Awaitable[None]]
+                 | None = None) -> None:
+        self.settings = settings
+        self._sleep = sleep or asyncio.sleep
+        config: dict[str, Any] = {
+            "enableRateLimit": settings.rate_limit,
+            # Kept so a body that was not JSON (truncated) is caught: ccxt hands it back as
+            # text, which some parsers turn into junk instead of an error.
+            "enableLastJsonResponse": True,
+            "enableLastHttpResponse": True,
+            "timeout": settings.timeout_ms,
+            # Only exchangeInfo is needed to load spot markets; currencies and margin pairs
+            # cost extra (signed) calls that a spot trader never uses.
+            "options": {"fetchCurrencies": False, "fetchMargins": False},
+        }
+        if settings.api_key is not None:
+            config["apiKey"] = settings.api_key.get_secret_value()
+        if settings.api_secret is not None:
+            config["secret"] = settings.api_secret.get_secret_value()
+        self._ex = _exchange_class(settings.id)(config)
+        fetch_markets = self._ex.options.get("fetchMarkets")
+        if isinstance(fetch_markets, dict) and "types" in fetch_markets:
+            self._ex.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
+        if settings.testnet:
+            self._ex.set_sandbox_mode(True)
+        if settings.base_url:
+            self._ex.urls["api"] = rebase_urls(self._ex.urls["api"], settings.base_url)
+        self._markets: dict[str, t.Market] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> ExchangeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close HTTP sessions and websockets."""
+        try:
+            await self._ex.close()
+        except Exception as exc:  # closing must never mask the real outcome
+            log.debug("closing exchange failed: %s", exc)
+
+    # -- capabilities ----------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return str(self._ex.id)
+
+    @property
+    def timeframes(self) -> list[str]:
+        return list((self._ex.timeframes or {}).keys())
+
+    @property
+    def has_websocket(self) -> bool:
+        """True when ccxt.pro can stream OHLCV from this exchange."""
+        return bool(self._ex.has.get("watchOHLCV"))
+
+    @property
+    def ohlcv_page_limit(self) -> int:
+        """Most candles one OHLCV request returns (Binance: 1000)."""
+        limits = self._ex.features.get("spot", {}) if getattr(self._ex, "features", None) else {}
+        limit = (limits.get("fetchOHLCV") or {}).get("limit") if isinstance(limits, dict) else None
+        return int(limit or 1000)
+
+    # -- retry -----------------------------------------------------------------------------
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, retry: bool = True,
+                   stream: bool = False, **kwargs: Any) -> T:
+        """Call a ccxt coroutine, mapping errors, retrying transient ones with backoff.
+
+        ``stream`` marks websocket calls, which have no HTTP body to check.
+        """
+        attempt = 0
+        while True:
+            try:
+                if stream:
+                    return await fn(*args, **kwargs)
+                self._ex.last_http_response = self._ex.last_json_response = None
+                result = await fn(*args, **kwargs)
+                # No await happens between ccxt storing this response and here, so it is
+                # ours even with concurrent calls on the same client.
+                body = self._ex.last_http_response
+                if isinstance(body, str) and body.strip() and self._ex.last_json_response is None:
+                    raise t.BadResponse(f"{self.id}: response body is not valid JSON: "
+                                        f"{body[:60]!r}")
+                return result
+            except Exception as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                err = exc if isinstance(exc, t.ExchangeError) else map_error(
+                    exc, self._retry_after()
+                )
+                if not (retry and err.retryable and attempt < self.settings.max_retries):
+                    raise err from None
+                delay = self._backoff(attempt, err.retry_after)
+                log.warning("%s: %s; retry %d/%d in %.2fs", self.id, type(err).__name__,
+                            attempt + 1, self.settings.max_retries, delay)
+                attempt += 1
+                await self._sleep(delay)
+
+    def _retry_after(self) -> float | None:
+        headers = self._ex.last_response_headers or {}
+        for key, value in headers.items():
+            if key.lower() == "retry-after":
+                try:
+                    return float(value)
+                except (TypeError, ValueError):
+                    return None
+        return None
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        cap = self.settings.retry_max_delay_s
+        expo = min(cap, self.settings.retry_base_delay_s * 2**attempt)
+        delay = expo * (0.5 + random.random() / 2)  # jitter de-synchronises many clients
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    # -- public data -----------------------------------------------------------------------
+    async def load_markets(self, reload: bool = False) -> dict[str, t.Market]:
+        """Markets by unified symbol."""
+        if self._markets is None or reload:
+            raw = await self.call(self._ex.load_markets, reload)
+            self._markets = {s: _market(m) for s, m in raw.items()}
+        return self._markets
+
+    async def fetch_time(self) -> int:
+        """The exchange's clock in UTC ms (the simulator's accelerated clock, for example)."""
+        if not self._ex.has.get("fetchTime"):
+            return int(self._ex.milliseconds())
+
+        async def fetch_time() -> int:
+            value = await self._ex.fetch_time()
+            # ccxt hands back None or text when the body was not valid JSON.
+            if not isinstance(value, int | float) or value <= 0:
+                raise t.BadResponse(f"{self.id} time response is not a timestamp: {value!r}")
+            return int(value)
+
+        return await self.call(fetch_time)
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str, since: int | None = None,
+                          limit: int | None = None, until: int | None = None) -> pd.DataFrame:
+        """One page of candles, ascending, as a frame with :data:`OHLCV_COLUMNS`.
+
+        ``since``/``until`` bound open times (inclusive). The last row may be the still-open
+        candle; callers decide finality from the exchange clock.
+        """
+        await self.load_markets()
+        params = {} if until is None else {"until": until}
+
+        async def page() -> pd.DataFrame:
+            # Parse inside the retried call: a garbled body parses into junk rows, and
+            # asking again is the cure.
+            return ohlcv_frame(await self._ex.fetch_ohlcv(symbol, timeframe, since, limit,
+                                                          params))
+
+        return await self.call(page)
+
+    async def fetch_ticker(self, symbol: str) -> t.Ticker:
+        raw = await self.call(self._ex.fetch_ticker, symbol)
+        return _ticker(raw)
+
+    async def fetch_order_book(self, symbol: str, limit: int | None = None) -> t.OrderBook:
+        raw = await self.call(self._ex.fetch_order_book, symbol, limit)
+        return t.OrderBook(
+            symbol=symbol,
+            timestamp=raw.get("timestamp"),
+            bids=tuple((float(p), float(a)) for p, a, *_ in raw["bids"]),
+            asks=tuple((float(p), float(a)) for p, a, *_ in raw["asks"]),
+        )
+
+    # -- streams (ccxt.pro) ----------------------------------------------------------------
+    async def watch_ohlcv(self, symbol: str, timeframe: str) -> list[t.StreamCandle]:
+        """Next update of a candle stream: the recent rows ccxt.pro holds, oldest first.
+
+        ``closed`` is True for a candle the exchange marked final (Binance's kline flag),
+        None when the exchange does not say. No retry here: the caller owns reconnection
+        and the REST catch-up.
+        """
+        rows = await self.call(self._ex.watch_ohlcv, symbol, timeframe, retry=False,
+                              stream=True)
+        closed: set[int] = set()
+        marks = self._ex.__dict__.get("_tradeflow_closed")
+        if marks:
+            market_id = self._ex.market(symbol)["id"]
+            closed = set(marks.get((market_id, self._ex.timeframes.get(timeframe)), ()))
+        return [
+            t.StreamCandle(symbol, timeframe, int(r[0]), float(r[1]), float(r[2]), float(r[3]),
+                           float(r[4]), float(r[5]), True if int(r[0]) in closed else None)
+            for r in rows
+        ]
+
+    async def reset_streams(self) -> None:
+        """Close every websocket so the next watch call connects afresh (a silent stream)."""
+        try:
+            await self._ex.close_ws_clients()
+        except Exception as exc:  # a half-dead socket may fail to close; it is dropped anyway
+            log.debug("closing websockets failed: %s", exc)
+
+    async def watch_trades(self, symbol: str) -> list[t.Trade]:
+        rows = await self.call(self._ex.watch_trades, symbol, retry=False,
+                              stream=True)
+        return [_trade(r) for r in rows]
+
+    async def watch_ticker(self, symbol: str) -> t.Ticker:
+        raw = await self.call(self._ex.watch_ticker, symbol, retry=False,
+                              stream=True)
+        return _ticker(raw)
+
+    # -- private ---------------------------------------------------------------------------
+    async def fetch_balance(self) -> t.Balance:
+        raw = await self.call(self._ex.fetch_balance)
+        keep = lambda d: {k: float(v) for k, v in (d or {}).items() if v}  # noqa: E731
+        return t.Balance(free=keep(raw.get("free")), used=keep(raw.get("used")),
+                         total=keep(raw.get("total")))
+
+    async def create_order(self, symbol: str, side: str, order_type: str, amount: float,
+                           price: float | None = None, *, client_order_id: str) -> t.Order:
+        """Place an order. ``client_order_id`` makes a resend of the same decision idempotent.
+
+        Not retried blindly: after a transient failure the caller looks the order up by its
+        client id before sending again.
+        """
+        params = {"clientOrderId": client_order_id}
+        raw = await self.call(self._ex.create_order, symbol, order_type, side, amount, price,
+                              params, retry=False)
+        return _order(raw, client_order_id)
+
+    async def cancel_order(self, order_id: str, symbol: str) -> t.Order:
+        raw = await self.call(self._ex.cancel_order, order_id, symbol)
+        return _order(raw)
+
+    async def fetch_order(self, symbol: str, order_id: str | None = None, *,
+                          client_order_id: str | None = None) -> t.Order:
+        """Look an order up by exchange id or by our client order id."""
+        params: dict[str, Any] = {}
+        if order_id is None:
+            if client_order_id is None:
+                raise ValueError("fetch_order needs order_id or client_order_id")
+            params = {"origClientOrderId": client_order_id}
+        raw = await self.call(self._ex.fetch_order, order_id, symbol, params)
+        return _order(raw, client_order_id)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[t.Order]:
+        raw = await self.call(self._ex.fetch_open_orders, symbol)
+        return [_order(o) for o in raw]
+
+    async def fetch_my_trades(self, symbol: str, since: int | None = None,
+                              limit: int | None = None) -> list[t.Trade]:
+        raw = await self.call(self._ex.fetch_my_trades, symbol, since, limit)
+        return [_trade(r) for r in raw]
+
+
+# -- conversions ---------------------------------------------------------------------------
+def ohlcv_frame(rows: Any) -> pd.DataFrame:
+    """ccxt OHLCV rows (6 columns, or 8 with quote volume and trades) as a typed frame."""
+    try:
+        arr = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise t.BadResponse(f"OHLCV response is not numeric rows: {str(rows)[:80]!r}") from None
+    if arr.size == 0:
+        arr = arr.reshape(0, 6)
+    if arr.ndim != 2 or arr.shape[1] < 6:
+        raise t.BadResponse(f"OHLCV response has shape {arr.shape}, expected rows of 6+ numbers")
+    if not np.isfinite(arr[:, :5]).all() or (arr[:, 0] <= 0).any():
+        raise t.BadResponse("OHLCV response has missing times or prices (a garbled body?)")
+    if arr.shape[1] < 8:
+        arr = np.hstack([arr, np.full((arr.shape[0], 8 - arr.shape[1]), np.nan)])
+    return pd.DataFrame(
+        {
+            "open_time": arr[:, 0].astype(np.int64),
+            "open": arr[:, 1],
+            "high": arr[:, 2],
+            "low": arr[:, 3],
+            "close": arr[:, 4],
+            "volume": arr[:, 5],
+            "quote_volume": arr[:, 6],
+            "trades": pd.array(arr[:, 7], dtype="Int64"),
+        }
+    )
+
+
+def _market(m: dict[str, Any]) -> t.Market:
+    limits = m.get("limits") or {}
+    precision = m.get("precision") or {}
+    return t.Market(
+        symbol=m["symbol"],
+        base=m["base"],
+        quote=m["quote"],
+        active=bool(m.get("active", True)),
+        amount_step=precision.get("amount"),
+        price_step=precision.get("price"),
+        min_amount=(limits.get("amount") or {}).get("min"),
+        min_cost=(limits.get("cost") or {}).get("min"),
+    )
+
+
+def _ticker(raw: dict[str, Any]) -> t.Ticker:
+    return t.Ticker(
+        symbol=raw["symbol"],
+        timestamp=int(raw.get("timestamp") or 0),
+        last=float(raw["last"] if raw.get("last") is not None else raw["close"]),
+        bid=raw.get("bid"),
+        ask=raw.get("ask"),
+        high=raw.get("high"),
+        low=raw.get("low"),
+        base_volume=raw.get("baseVolume"),
+        quote_volume=raw.get("quoteVolume"),
+    )
+
+
+def _trade(raw: dict[str, Any]) -> t.Trade:
+    fee = raw.get("fee") or {}
+    return t.Trade(
+        symbol=raw["symbol"],
+        id=str(raw.get("id")),
+        timestamp=int(raw["timestamp"]),
+        price=float(raw["price"]),
+        amount=float(raw["amount"]),
+        side=raw.get("side"),
+        order_id=raw.get("order"),
+        fee_cost=fee.get("cost"),
+        fee_currency=fee.get("currency"),
+    )
+
+
+def _order(raw: dict[str, Any], client_order_id: str | None = None) -> t.Order:
+    fee = raw.get("fee") or {}
+    return t.Order(
+        id=str(raw["id"]),
+        client_order_id=raw.get("clientOrderId") or client_order_id,
+        symbol=raw["symbol"],
+        side=raw["side"],
+        type=raw["type"],
+        amount=float(raw.get("amount") or 0.0),
+        price=raw.get("price"),
+        filled=float(raw.get("filled") or 0.0),
+        average=raw.get("average"),
+        status=str(raw.get("status")),
+        timestamp=raw.get("timestamp"),
+        fee_cost=float(fee.get("cost") or 0.0),
+        fee_currency=fee.get("currency"),
+    )
