@@ -1,0 +1,1 @@
+"""Market data: the DuckDB store, gap detection, backfill and bulk import."""
