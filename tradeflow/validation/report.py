@@ -1,0 +1,168 @@
+"""The outcome of a validation run: counts per series and rule, and its renderings.
+
+One report feeds the CLI table, the Prefect markdown artifact and the flow's pass/fail
+decision, so all three always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tradeflow import timeframes
+from tradeflow.validation.rules import HARD, RULES
+
+# Rules the suite judges, in report order (structural rules only arise at borders).
+REPORT_RULES = tuple(r for r in RULES
+                     if r not in ("column_present", "dtype", "open_time_not_null"))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """How one series fared on one rule: values checked and values failing."""
+
+    series: str
+    rule: str
+    severity: str
+    checked: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSummary:
+    series: str
+    label: str            # "BTC/USDT 1m"
+    candles: int          # candles in the window
+    hard_failed: int      # candles breaking at least one hard rule
+    quarantined: int      # quarantine entries added by this run
+    note: str = ""
+    page: Path | None = None  # this series' Data Docs page
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """Everything a validation run found, and whether it stays within the failure budget."""
+
+    now_ms: int
+    window_days: float
+    max_hard_failure_share: float
+    docs_index: Path | None
+    series: tuple[SeriesSummary, ...]
+    rules: tuple[RuleResult, ...]
+
+    @property
+    def candles(self) -> int:
+        return sum(s.candles for s in self.series)
+
+    @property
+    def hard_failed(self) -> int:
+        return sum(s.hard_failed for s in self.series)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(s.quarantined for s in self.series)
+
+    @property
+    def hard_failure_share(self) -> float:
+        """Share of all checked candles that break at least one hard rule."""
+        return self.hard_failed / self.candles if self.candles else 0.0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.hard_failure_share > self.max_hard_failure_share
+
+    @property
+    def docs_url(self) -> str:
+        return self.docs_index.resolve().as_uri() if self.docs_index else ""
+
+    def rule_frame(self) -> pd.DataFrame:
+        """Long form: series, rule, severity, checked, passed, failed."""
+        frame = pd.DataFrame([asdict(r) for r in self.rules],
+                             columns=["series", "rule", "severity", "checked", "failed"])
+        frame.insert(4, "passed", frame["checked"] - frame["failed"])
+        return frame
+
+    def series_frame(self) -> pd.DataFrame:
+        """One row per series: candles, hard-failed candles, share, rules passed/failed."""
+        rows = []
+        for s in self.series:
+            mine = [r for r in self.rules if r.series == s.series]
+            failed_hard = sum(1 for r in mine if r.failed and r.severity == HARD)
+            failed_soft = sum(1 for r in mine if r.failed and r.severity != HARD)
+            rows.append({
+                "series": s.label, "candles": s.candles,
+                "rules passed": len(mine) - failed_hard - failed_soft,
+                "hard rules failed": failed_hard, "soft rules warned": failed_soft,
+                "hard-failed candles": s.hard_failed,
+                "share": f"{s.hard_failed / s.candles:.3%}" if s.candles else "-",
+                "quarantined (new)": s.quarantined, "note": s.note,
+            })
+        return pd.DataFrame(rows)
+
+    def matrix(self) -> pd.DataFrame:
+        """Failing values per rule (rows) and series (columns); 0 = passed, - = not checked."""
+        labels = {s.series: s.label for s in self.series}
+        cells: dict[str, dict[str, int]] = {}
+        for r in self.rules:
+            cells.setdefault(r.rule, {})[labels[r.series]] = r.failed
+        rows = [
+            {"rule": rule, "severity": RULES[rule].severity,
+             **{s.label: cells[rule].get(s.label, "-") for s in self.series}}
+            for rule in REPORT_RULES if rule in cells
+        ]
+        return pd.DataFrame(rows, columns=["rule", "severity", *labels.values()])
+
+    def headline(self) -> str:
+        verdict = "FAILED" if self.exceeded else "passed"
+        return (
+            f"validation {verdict}: {self.hard_failed} of {self.candles} candles "
+            f"({self.hard_failure_share:.3%}) break hard rules, limit "
+            f"{self.max_hard_failure_share:.3%}; {self.quarantined} new quarantine entries; "
+            f"{len(self.series)} series, last {self.window_days:g} days to "
+            f"{timeframes.iso(self.now_ms)} UTC"
+        )
+
+    def text(self) -> str:
+        """The summary for a terminal."""
+        parts = [self.headline(), "", self.series_frame().to_string(index=False), "",
+                 "failing values per rule (0 = passed):",
+                 self.matrix().to_string(index=False)]
+        if self.docs_index:
+            parts += ["", f"Data Docs: {self.docs_index}"]
+        return "\n".join(parts)
+
+    def markdown(self) -> str:
+        """The summary as Markdown (Prefect artifact)."""
+        verdict = "**FAILED**" if self.exceeded else "**passed**"
+        parts = [f"{verdict}: {self.headline().split(': ', 1)[1]}", ""]
+        if self.docs_index:
+            parts += [f"Data Docs: [{self.docs_index}]({self.docs_url})", ""]
+        parts += [_markdown_table(self.series_frame()), "",
+                  "Failing values per rule and series (0 = rule passed; hard rules quarantine "
+                  "the candle, soft rules are warnings):", "",
+                  _markdown_table(self.matrix())]
+        return "\n".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary (the flow's return value)."""
+        return {
+            "passed": not self.exceeded,
+            "candles": self.candles,
+            "hard_failed": self.hard_failed,
+            "hard_failure_share": self.hard_failure_share,
+            "max_hard_failure_share": self.max_hard_failure_share,
+            "quarantined": self.quarantined,
+            "docs_index": str(self.docs_index) if self.docs_index else None,
+            "rules": [{**asdict(r), "passed": r.checked - r.failed} for r in self.rules],
+        }
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |")
+    return "\n".join(lines)
