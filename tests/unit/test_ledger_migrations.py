@@ -1,0 +1,123 @@
+"""Ledger schema migrations and SQLite connection settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from trader.ledger import LATEST_VERSION, Ledger, SchemaTooNew, migrate
+from trader.ledger.engine import create_ledger_engine
+from trader.ledger.models import Base
+
+
+def family(type_: sa.types.TypeEngine) -> str:
+    """int, float, str, dict, datetime: the level at which the backends' types must agree."""
+    return getattr(type_, "impl_instance", type_).python_type.__name__
+
+
+def schema_of(engine: sa.Engine) -> dict[str, dict[str, object]]:
+    """Tables -> columns (type family, nullability), primary key, unique constraints."""
+    inspector = sa.inspect(engine)
+    out: dict[str, dict[str, object]] = {}
+    for table in inspector.get_table_names():
+        out[table] = {
+            "columns": {c["name"]: (family(c["type"]), c["nullable"])
+                        for c in inspector.get_columns(table)},
+            "pk": sorted(inspector.get_pk_constraint(table)["constrained_columns"]),
+            "unique": sorted(tuple(u["column_names"])
+                             for u in inspector.get_unique_constraints(table)),
+            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"])
+                          for f in inspector.get_foreign_keys(table)),
+        }
+    return out
+
+
+def model_schema() -> dict[str, dict[str, object]]:
+    """The same view of the ORM models."""
+    out: dict[str, dict[str, object]] = {}
+    for table in Base.metadata.sorted_tables:
+        out[table.name] = {
+            "columns": {c.name: (family(c.type), c.nullable) for c in table.columns},
+            "pk": sorted(c.name for c in table.primary_key.columns),
+            "unique": sorted(tuple(c.name for c in u.columns) for u in table.constraints
+                             if isinstance(u, sa.UniqueConstraint)),
+            "fks": sorted(((f.parent.name,), f.column.table.name) for f in table.foreign_keys),
+        }
+    return out
+
+
+def assert_migrated_schema_matches_models(engine: sa.Engine) -> None:
+    assert schema_of(engine) == model_schema()
+
+
+def test_migrations_create_the_schema_the_models_describe(tmp_path: Path) -> None:
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}")
+    assert sa.inspect(engine).get_table_names() == []  # nothing happens before migrate()
+    assert migrate(engine) == LATEST_VERSION
+    assert_migrated_schema_matches_models(engine)
+    engine.dispose()
+
+
+def test_migrate_is_idempotent_and_versioned(tmp_path: Path) -> None:
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'l.db'}")
+    assert migrate(engine) == LATEST_VERSION
+    assert migrate(engine) == LATEST_VERSION
+    with engine.connect() as con:
+        rows = con.execute(sa.text("SELECT version, description FROM schema_version")).all()
+    assert [r.version for r in rows] == list(range(1, LATEST_VERSION + 1))
+    assert rows[0].description == "initial ledger schema"
+    engine.dispose()
+
+
+def test_a_database_from_newer_code_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    Ledger(url).close()
+    engine = create_ledger_engine(url)
+    with engine.begin() as con:
+        con.execute(sa.text("INSERT INTO schema_version VALUES (:v, 'future', "
+                            "CURRENT_TIMESTAMP)"), {"v": LATEST_VERSION + 1})
+    with pytest.raises(SchemaTooNew):
+        migrate(engine)
+    with pytest.raises(SchemaTooNew):
+        Ledger(url)
+    engine.dispose()
+
+
+def test_migrate_refuses_a_plain_sqlite_engine(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'l.db'}")
+    with pytest.raises(ValueError, match="create_ledger_engine"):
+        migrate(engine)
+    assert sa.inspect(engine).get_table_names() == []
+    engine.dispose()
+    with pytest.raises(ValueError, match="file"):
+        create_ledger_engine("sqlite://")
+
+
+def test_a_plain_postgresql_url_uses_psycopg_3() -> None:
+    engine = create_ledger_engine("postgresql://trader@db.invalid/ledger")
+    assert engine.dialect.driver == "psycopg" and engine.pool._pre_ping  # type: ignore[attr-defined]
+    engine.dispose()
+
+
+def test_sqlite_connections_get_the_ledger_pragmas(tmp_path: Path) -> None:
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger, ledger.engine.connect() as con:
+        pragma = {name: con.exec_driver_sql(f"PRAGMA {name}").scalar()
+                  for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")}
+    assert pragma == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 10_000,
+                      "foreign_keys": 1}
+
+
+def test_sqlite_writes_take_the_write_lock_up_front(tmp_path: Path) -> None:
+    with Ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        statements: list[str] = []
+        event.listen(ledger.engine, "before_cursor_execute",
+                     lambda conn, cursor, stmt, *args: statements.append(stmt))
+        ledger.init_strategy("s", 1.0)
+        begins = [s for s in statements if s.startswith("BEGIN")]
+        assert begins[0] == "BEGIN IMMEDIATE"  # the write
+        statements.clear()
+        ledger.trader_state("s")
+        assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN"]  # a read

@@ -1,0 +1,118 @@
+"""Build and run a trader from settings: the entry point of ``tradeflow trade`` and the flow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from tradeflow.config import Settings
+from tradeflow.errors import UserError
+from tradeflow.strategy import StrategySettings, load_strategy
+from trader.runner import Trader
+from trader.summary import RunSummary
+
+log = logging.getLogger(__name__)
+LIVE_CONFIRM = "TRADEFLOW_LIVE_CONFIRM"
+
+
+def check_live(mode: str, settings: Settings, env: dict[str, str] | None = None) -> None:
+    """Live trading needs ``--mode live``, TRADEFLOW_LIVE_CONFIRM=yes and API keys."""
+    env = dict(os.environ if env is None else env)
+    if mode != "live":
+        return
+    if env.get(LIVE_CONFIRM) != "yes":
+        raise UserError(f"live trading places real orders; refusing without {LIVE_CONFIRM}=yes "
+                        "in the environment (use --mode paper to trade on paper)")
+    if settings.exchange.api_key is None or settings.exchange.api_secret is None:
+        raise UserError("live trading needs TRADEFLOW_EXCHANGE__API_KEY and "
+                        "TRADEFLOW_EXCHANGE__API_SECRET in the environment")
+
+
+def status_path(settings: Settings, strategy: str) -> Path:
+    return settings.data_dir / "trader" / f"{strategy}.json"
+
+
+def ledger_for(settings: Settings) -> Any:
+    from trader.ledger import Ledger
+
+    url = settings.ledger_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return Ledger(url)
+
+
+async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mode: str = "paper",
+                     max_candles: int | None = None, stop: asyncio.Event | None = None,
+                     metrics_port: int | None = None, resume_halted: bool = False) -> RunSummary:
+    """Trade ``strategy`` until ``stop`` is set, ``max_candles`` were processed or SIGTERM."""
+    from tradeflow.exchange.ccxt_client import ExchangeClient
+    from trader.brokers import LiveBroker
+    from trader.feed import CandleFeed
+    from trader.metrics import TraderMetrics
+    from trader.model import ChampionSource
+
+    check_live(mode, settings)
+    if isinstance(strategy, str):
+        strategy = load_strategy(strategy)
+    models = ChampionSource(settings, strategy)
+    models.load()  # no champion: say so before anything else is opened
+    ledger = ledger_for(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    metrics = TraderMetrics(strategy.name)
+    port = settings.trader.metrics_port if metrics_port is None else metrics_port
+    if metrics.serve(port or 0):
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+    try:
+        async with ExchangeClient(settings.exchange) as client:
+            markets = await client.load_markets()
+            missing = [s for s in strategy.symbols if s not in markets]
+            if missing:
+                raise UserError(f"{client.id} does not list {', '.join(missing)}")
+            feed = CandleFeed(client, strategy.symbols, strategy.timeframe,
+                              use_websocket=settings.trader.use_websocket,
+                              stale_after_s=settings.trader.stale_after_s,
+                              reconnect_max_s=settings.trader.reconnect_max_s,
+                              rest_poll_s=settings.trader.rest_poll_s)
+            broker = LiveBroker(client, markets) if mode == "live" else None
+            trader = Trader(strategy, ledger=ledger, feed=feed, models=models, mode=mode,
+                            broker=broker, metrics=metrics,
+                            status_path=status_path(settings, strategy.name),
+                            resume_halted=resume_halted)
+            run = asyncio.create_task(trader.run(max_candles=max_candles))
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if run not in done:  # stop requested: cancel between awaits, keep what is booked
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+                return trader.summary
+            stopper.cancel()
+            return run.result()
+    finally:
+        ledger.close()
+        metrics.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+def read_status(settings: Settings, strategy: str) -> dict[str, Any] | None:
+    """The running trader's status file (stream state, model, equity), if any."""
+    path = status_path(settings, strategy)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    data["age_s"] = round(time.time() - float(data.get("updated_at", 0)), 1)
+    return data

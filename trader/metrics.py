@@ -1,0 +1,70 @@
+"""Prometheus metrics of one trader (its own registry, so several can live in one process)."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+STATES = ("connecting", "connected", "reconnecting", "failed")
+
+
+class TraderMetrics:
+    """Prices, positions, PnL, decisions, decision latency and stream state."""
+
+    def __init__(self, strategy: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"strategy": strategy}
+        self._labels = labels
+        r = self.registry
+        self.price = Gauge("tradeflow_price", "last close", ["strategy", "symbol"], registry=r)
+        self.position = Gauge("tradeflow_position_qty", "base quantity held",
+                              ["strategy", "symbol"], registry=r)
+        self.equity = Gauge("tradeflow_equity", "equity in quote currency", ["strategy"],
+                            registry=r)
+        self.pnl = Gauge("tradeflow_pnl", "equity minus starting balance", ["strategy"],
+                         registry=r)
+        self.drawdown = Gauge("tradeflow_drawdown", "drawdown from peak equity", ["strategy"],
+                              registry=r)
+        self.decisions = Counter("tradeflow_decisions", "decisions taken",
+                                 ["strategy", "symbol", "action"], registry=r)
+        self.orders = Counter("tradeflow_orders", "orders placed", ["strategy", "side"],
+                              registry=r)
+        self.latency = Histogram(
+            "tradeflow_decision_latency_seconds",
+            "from a closed candle reaching the trader to its decision and order being persisted",
+            ["strategy"], registry=r,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0))
+        self.stream = Gauge("tradeflow_stream_state", "1 for the stream's current state",
+                            ["strategy", "symbol", "state"], registry=r)
+        self.price_age = Gauge("tradeflow_last_message_age_seconds",
+                               "seconds since the last stream message", ["strategy", "symbol"],
+                               registry=r)
+        self.model_version = Gauge("tradeflow_model_version", "served model version",
+                                   ["strategy"], registry=r)
+        self.server = None
+
+    def serve(self, port: int) -> int | None:
+        """Expose /metrics on ``port`` (0 = off); returns the port or None."""
+        if not port:
+            return None
+        try:
+            self.server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        except OSError as exc:
+            log.warning("metrics endpoint not started on port %d: %s", port, exc)
+            return None
+        return port
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
+
+    def set_stream(self, symbol: str, state: str, age: float | None) -> None:
+        s = self._labels["strategy"]
+        for name in STATES:
+            self.stream.labels(s, symbol, name).set(1.0 if name == state else 0.0)
+        if age is not None:
+            self.price_age.labels(s, symbol).set(age)

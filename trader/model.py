@@ -1,0 +1,142 @@
+"""The model the trader serves: the registry's champion, polled and hot-swapped between candles.
+
+``models:/tradeflow-<strategy>@champion`` is loaded at start. A background poll notices when
+the alias moves; the new version is loaded off the event loop and swapped in before the next
+candle is processed, never in the middle of one. Every decision records the version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from tradeflow.config import Settings
+from tradeflow.errors import UserError
+from tradeflow.strategy import StrategySettings
+
+log = logging.getLogger(__name__)
+
+
+class WindowModel(Protocol):
+    """What the trader needs from a model (models.pyfunc.CandleModel fits)."""
+
+    @property
+    def warmup(self) -> int: ...
+    @property
+    def timeframe(self) -> str: ...
+    def predict_last(self, candles: Any, symbol: str | None = None) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """A loaded model and the registry version it came from."""
+
+    version: str
+    model: WindowModel
+
+    @property
+    def warmup(self) -> int:
+        return int(self.model.warmup)
+
+    def predict(self, window: Mapping[str, np.ndarray], symbol: str) -> float:
+        """p(up) at the window's last candle; NaN while the window is shorter than warm-up.
+
+        ``window`` maps the candle columns to arrays; models that only take frames get one.
+        """
+        if len(window["open_time"]) <= self.warmup:
+            return math.nan
+        if not getattr(self.model, "accepts_columns", False):
+            return float(self.model.predict_last(pd.DataFrame(window, copy=False), symbol))
+        return float(self.model.predict_last(window, symbol))
+
+    def predict_all(self, windows: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, float]:
+        """:meth:`predict` for every symbol of a candle close (one model call if it can)."""
+        many = getattr(self.model, "predict_many", None)
+        if many is None or not getattr(self.model, "accepts_columns", False):
+            return {s: self.predict(w, s) for s, w in windows.items()}
+        return {s: float(p) for s, p in many(windows).items()}
+
+
+class ModelSource(Protocol):
+    def load(self) -> ServedModel: ...
+    async def newer(self, current: ServedModel) -> ServedModel | None: ...
+
+
+class FixedModel:
+    """One model for the whole run (replays, tests, benchmarks)."""
+
+    def __init__(self, model: WindowModel, version: str = "fixed") -> None:
+        self.served = ServedModel(version, model)
+
+    def load(self) -> ServedModel:
+        return self.served
+
+    async def newer(self, current: ServedModel) -> ServedModel | None:
+        return None
+
+
+class ChampionSource:
+    """The champion of ``tradeflow-<strategy>`` in the configured MLflow registry."""
+
+    def __init__(self, settings: Settings, strategy: StrategySettings, *,
+                 poll_s: float | None = None) -> None:
+        from models.registry import configure_tracking
+
+        configure_tracking(settings)
+        self.name = strategy.model_name
+        self.strategy = strategy
+        self.poll_s = settings.trader.model_poll_s if poll_s is None else poll_s
+        self._last_poll = -math.inf
+        self._loaded: ServedModel | None = None
+
+    def load(self) -> ServedModel:
+        """Load the current champion (once; then the cached one); a clear error when none."""
+        if self._loaded is not None:
+            return self._loaded
+        from models.registry import champion
+
+        info = champion(self.name)
+        if info is None:
+            raise UserError(
+                f"no champion for {self.name} in the model registry: train and promote one "
+                f"first (tradeflow train --strategy ..., then tradeflow promote)")
+        self._loaded = self._load(info.version)
+        return self._loaded
+
+    def _load(self, version: str) -> ServedModel:
+        from models.registry import load_model
+
+        loaded = load_model(self.name, version)
+        model: Any = loaded.unwrap_python_model()
+        if model.timeframe != self.strategy.timeframe:
+            raise UserError(f"{self.name} v{version} was trained on {model.timeframe} candles, "
+                            f"the strategy trades {self.strategy.timeframe}")
+        log.info("serving %s version %s (warm-up %d candles)", self.name, version, model.warmup)
+        return ServedModel(version, model)
+
+    async def newer(self, current: ServedModel) -> ServedModel | None:
+        """A newly promoted champion, loaded, or None (polls at most every ``poll_s``)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._last_poll < self.poll_s:
+            return None
+        self._last_poll = now
+        from models.registry import champion
+
+        try:
+            info = await asyncio.to_thread(champion, self.name)
+            if info is None or info.version == current.version:
+                return None
+            return await asyncio.to_thread(self._load, info.version)
+        except UserError as exc:
+            log.error("not swapping models: %s", exc)
+        except Exception as exc:  # the registry being briefly unreachable must not stop trading
+            log.warning("registry poll failed (%s); keeping version %s", exc, current.version)
+        return None

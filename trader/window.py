@@ -1,0 +1,44 @@
+"""The trader's window of recent candles per symbol: the served model's input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+WINDOW_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
+
+
+class CandleWindow:
+    """The most recent candles of one symbol as numpy columns (the model's input window).
+
+    Column-major, so each column of the window is a contiguous slice (no copies when the
+    model turns the frame back into arrays).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(size, 2)
+        self.data = np.zeros((6, 2 * self.size), dtype=np.float64)
+        self.n = 0
+
+    def extend(self, frame: pd.DataFrame) -> None:
+        for row in frame[list(WINDOW_COLUMNS)].itertuples(index=False):
+            self.append(row)
+
+    def append(self, row: Any) -> None:
+        if self.n == self.data.shape[1]:
+            self.data[:, : self.size] = self.data[:, self.n - self.size: self.n]
+            self.n = self.size
+        self.data[:, self.n] = row
+        self.n += 1
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The window as column arrays (what the model reads; no frame is built per candle)."""
+        lo = max(0, self.n - self.size)
+        out = {name: self.data[i, lo: self.n] for i, name in enumerate(WINDOW_COLUMNS)}
+        out["open_time"] = out["open_time"].astype(np.int64)
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns(), copy=False)
