@@ -1,0 +1,104 @@
+"""Benchmark: the demo's stage timings and the share of Prefect orchestration overhead.
+
+Runs `tradeflow demo` (keeping its Prefect server up), then reads every flow run and task run
+of it from the Prefect API and prints:
+
+* the demo's stages (wall time), and each flow run's own time: subflows of the daily
+  retrain (backfill, validate, train, promote) and the trader;
+* the work: time inside task bodies (the trader's work is its flow body, counted too);
+* the orchestration overhead: deployment pickup by the worker and flow-run process start,
+  flow and task state handling: the wall time of the two deployment runs minus the work;
+  and its share of the total (the baseline is the same pipeline's total wall time).
+
+Run: ``.venv/bin/python bench/pipeline.py [--candles 60]`` (stops everything at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Running bench/x.py puts bench/ first on sys.path, where simulator.py would shadow the
+# simulator package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+from tradeflow.demo import print_report, run_demo  # noqa: E402
+from tradeflow.services import Services  # noqa: E402
+
+
+async def runs_and_tasks() -> tuple[list, list]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        flows = await client.read_flow_runs(limit=200)
+        tasks, offset = [], 0
+        while True:  # the server serves at most 200 per page
+            page = await client.read_task_runs(limit=200, offset=offset)
+            tasks += page
+            offset += len(page)
+            if len(page) < 200:
+                break
+        names = {f.id: (await client.read_flow(f.flow_id)).name for f in flows}
+    return [(names[f.id], f) for f in flows], tasks
+
+
+def seconds(value: timedelta | None) -> float:
+    return value.total_seconds() if value else 0.0
+
+
+def covered(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of intervals: concurrent task runs count once."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candles", type=int, default=60)
+    args = parser.parse_args()
+    report = run_demo(trade_candles=args.candles, keep=True, say=lambda _: None)
+    try:
+        flows, tasks = asyncio.run(runs_and_tasks())
+    finally:
+        Services(ROOT / "data" / "demo" / "services").stop_all(
+            ["worker", "prefect-server", "simulator"])
+    print_report(report)
+    print("\nflow runs (own running time):")
+    flows = [(n, f) for n, f in flows if f.start_time is not None]  # not future schedules
+    top = {n: f for n, f in flows if f.parent_task_run_id is None}
+    for name, run in sorted(flows, key=lambda x: x[1].start_time):
+        pickup = (run.start_time - run.created).total_seconds() if run.start_time else 0.0
+        indent = "  " if run.parent_task_run_id else ""
+        print(f"  {indent}{name:<16} {seconds(run.total_run_time):7.1f}s"
+              + (f"   (waited {pickup:.1f}s for a worker and a process)" if not indent else ""))
+    task_work = covered([(t.start_time.timestamp(), t.end_time.timestamp()) for t in tasks
+                         if t.start_time is not None and t.end_time is not None])
+    trader_work = sum(seconds(f.total_run_time) for n, f in flows if n == "trader")
+    deployment_wall = sum(report.stages[s] for s in report.stages
+                          if s.startswith(("daily-retrain", "paper trader")))
+    work = task_work + trader_work
+    overhead = max(0.0, deployment_wall - work)
+    total = sum(report.stages.values())
+    print(f"\ntask runs: {len(tasks)}, {task_work:.1f}s with at least one task body running; "
+          f"trader flow body {trader_work:.1f}s")
+    print(f"deployment runs (daily-retrain + trader): {deployment_wall:.1f}s wall, "
+          f"{work:.1f}s work, {overhead:.1f}s orchestration")
+    print(f"Prefect orchestration overhead: {overhead:.1f}s = "
+          f"{overhead / deployment_wall:.1%} of the deployment runs, "
+          f"{overhead / total:.1%} of the whole demo ({total:.1f}s incl. server start, deploy)")
+    if not top:
+        print("(no flow runs found)")
+
+
+if __name__ == "__main__":
+    main()

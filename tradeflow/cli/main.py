@@ -1,0 +1,114 @@
+"""The ``tradeflow`` command line: one entry point, one subcommand per job.
+
+Subcommand modules keep heavy imports (ccxt, prefect, mlflow) inside their ``run`` so that
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from tradeflow import __version__
+
+# (name, module, one-line help); each module defines add_arguments(parser) and run(args).
+COMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "tradeflow.cli.demo", "run the whole platform once on a simulated market"),
+    ("sim", "tradeflow.cli.sim", "run the Binance-compatible exchange simulator"),
+    ("backfill", "tradeflow.cli.backfill", "download candle history into the market store"),
+    ("import", "tradeflow.cli.import_cmd", "import Binance Vision kline dumps (.zip/.csv)"),
+    ("config", "tradeflow.cli.config_cmd", "print the resolved configuration (secrets hidden)"),
+    ("validate", "tradeflow.cli.validate",
+     "check stored candles: pandera rules, GX suite, quarantine"),
+    ("train", "tradeflow.cli.train",
+     "train a strategy's models on the rolling window, log to MLflow"),
+    ("promote", "tradeflow.cli.promote",
+     "compare the newest model with the champion; promote if it wins"),
+    ("models", "tradeflow.cli.models_cmd", "list registered model versions, aliases and scores"),
+    ("backtest", "tradeflow.cli.backtest",
+     "backtest a strategy's model over stored candles; metrics and a report"),
+    ("check-lookahead", "tradeflow.cli.lookahead",
+     "recompute features and signals on truncated histories; fail on look-ahead"),
+    ("trade", "tradeflow.cli.trade", "run the trader on paper or live with the champion model"),
+    ("status", "tradeflow.cli.status", "show services, positions, PnL, model and stream state"),
+    ("up", "tradeflow.cli.up", "start the everyday setup: servers, worker, deployments, trader"),
+    ("down", "tradeflow.cli.down", "stop what `up` started"),
+]
+
+DESCRIPTION = """\
+tradeflow: crypto market data, ML models and a trader, orchestrated by Prefect.
+
+Every command reads the profile config/default.yaml (or --config PATH / $TRADEFLOW_CONFIG);
+any key can be overridden with TRADEFLOW_<SECTION>__<KEY> environment variables.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradeflow",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tradeflow {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help="YAML profile (default: config/default.yaml)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(module_name)
+        doc = (module.__doc__ or help_text).strip()
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        # Libraries that log every HTTP request or migration at INFO drown our own lines.
+        for noisy in ("httpx", "httpcore", "urllib3", "alembic", "mlflow", "asyncio",
+                      "great_expectations"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    from tradeflow.config import ConfigError
+    from tradeflow.errors import UserError
+
+    try:
+        return int(args._module.run(args) or 0)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except UserError as exc:
+        print(f"tradeflow {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"tradeflow {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: the reader left; nothing to report.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

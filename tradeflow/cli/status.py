@@ -1,0 +1,73 @@
+"""Show each strategy's trader: positions, PnL, model version, stream state and last price age.
+
+Reads the ledger (positions, cash, fills) and the running trader's status file under
+data/trader/. With --strategy, only that one.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strategy", help="strategy name (default: every one in the ledger)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tradeflow import timeframes
+    from tradeflow.cli.common import settings_from
+    from tradeflow.stack import services_status
+    from trader.app import ledger_for, read_status
+
+    settings = settings_from(args)
+    services = services_status(settings)
+    if services:
+        print("services:")
+        for name, alive, url, log in services:
+            print(f"  {name:<15} {'running' if alive else 'STOPPED':<8} {url or '':<28} {log}")
+    ledger = ledger_for(settings)
+    try:
+        names = [args.strategy] if args.strategy else ledger.strategies()
+        if not names:
+            print(f"no trader has run yet (ledger {settings.ledger_url})")
+            return 0
+        for name in names:
+            if name not in ledger.strategies():
+                print(f"{name}: not in the ledger {settings.ledger_url}")
+                continue
+            status = read_status(settings, name) or {}
+            prices = {s["symbol"]: s["last_price"] for s in status.get("streams", [])
+                      if s.get("last_price")}
+            summary = ledger.summary(name, prices)
+            print(_render(name, summary, status, timeframes))
+    finally:
+        ledger.close()
+    return 0
+
+
+def _render(name: str, summary: dict, status: dict, timeframes: object) -> str:  # noqa: ANN001
+    lines = [f"strategy {name}  mode {status.get('mode', '?')}  model "
+             f"v{status.get('model_version') or summary.get('model_version') or '-'}  "
+             f"risk {status.get('risk_mode', '-')}"]
+    equity = summary.get("equity")
+    start = summary.get("starting_balance")
+    if equity is not None and start:
+        lines.append(f"  equity {equity:,.2f}  cash {summary.get('cash', 0):,.2f}  "
+                     f"PnL {equity - start:+,.2f} ({(equity / start - 1) * 100:+.2f}%)  "
+                     f"realised {summary.get('realized_pnl', 0):+,.2f}  "
+                     f"fills {summary.get('fills', 0)}")
+    for p in summary.get("positions", []):
+        if abs(p.get("qty", 0)) > 0:
+            lines.append(f"  {p['symbol']:<10} qty {p['qty']:.6g} avg {p.get('avg_price', 0):.6g}"
+                         f" unrealised {p.get('unrealized_pnl', 0):+,.2f}")
+    if status:
+        age = status.get("age_s")
+        last = status.get("last_candle")
+        when = timeframes.iso(int(last)) if last else "-"  # type: ignore[attr-defined]
+        lines.append(f"  last candle {when}  status written {age}s ago  pid {status.get('pid')}")
+        for s in status.get("streams", []):
+            lines.append(f"  stream {s['symbol']:<10} {s['state']:<12} last message "
+                         f"{s.get('last_message_age_s')}s ago  reconnects {s['reconnects']}")
+    else:
+        lines.append("  no running trader status found")
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""The owner's everyday setup: ``tradeflow up`` and ``tradeflow down``.
+
+``up`` keeps running, in the background: the exchange simulator (when the profile's exchange
+is the local simulator), a Prefect server, a process worker of ``tradeflow-local`` with every
+deployment of prefect.yaml (daily retrain at 02:00 UTC, backfill every 15 minutes), the MLflow
+UI, and the trader deployment. With no champion yet, it runs one daily retrain first so the
+trader has a model. ``down`` cancels the trader's flow run and stops them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tradeflow.config import Settings
+from tradeflow.errors import UserError
+from tradeflow.services import (
+    ROOT,
+    Services,
+    free_port,
+    http_ok,
+    prefect_cli,
+    prefect_env,
+    start_prefect_server,
+)
+
+ORDER = ["worker", "mlflow-ui", "prefect-server", "simulator"]
+
+
+def services_for(settings: Settings) -> Services:
+    return Services(settings.data_dir / "services")
+
+
+def up(settings: Settings, profile: Path, *, say: Callable[[str], None] = print) -> dict[str, str]:
+    """Start everything that is not already running; returns the URLs."""
+    services = services_for(settings)
+    data = settings.data_dir.resolve()
+    urls: dict[str, str] = {}
+    base = settings.exchange.base_url
+    if base and urlsplit(base).hostname in ("127.0.0.1", "localhost"):
+        port = urlsplit(base).port or settings.simulator.port
+        if not http_ok(f"{base}/api/v3/ping"):
+            say(f"starting the exchange simulator on {base}")
+            services.start("simulator", [sys.executable, "-m", "tradeflow.cli.main", "--config",
+                                         str(profile), "sim", "--port", str(port)], url=base,
+                           ready=lambda: http_ok(f"{base}/api/v3/ping"), timeout=60)
+        urls["exchange (simulator)"] = base
+    server = services.running("prefect-server")
+    if server is None:
+        say("starting the Prefect server")
+        api = start_prefect_server(services, data / "prefect", free_port(4200))
+        server = services.running("prefect-server")
+    assert server is not None and server.url is not None
+    api = f"{server.url}/api"
+    urls["Prefect UI"] = server.url
+    tracking = settings.mlflow_tracking_uri
+    if tracking.startswith(("sqlite:", "file:")) or "://" not in tracking:
+        if services.running("mlflow-ui") is None:
+            port = free_port(5000)
+            say("starting the MLflow UI")
+            services.start("mlflow-ui", [str(Path(sys.executable).parent / "mlflow"), "ui",
+                                         "--backend-store-uri", tracking,
+                                         "--default-artifact-root",
+                                         settings.mlflow_artifact_root, "--host", "127.0.0.1",
+                                         "--port", str(port)],
+                           url=f"http://127.0.0.1:{port}",
+                           ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+                           timeout=120)
+        urls["MLflow UI"] = services.running("mlflow-ui").url  # type: ignore[union-attr]
+    else:
+        urls["MLflow UI"] = tracking
+    home = data / "prefect"
+    say("deploying prefect.yaml to the tradeflow-local work pool")
+    prefect_cli(api, home, "work-pool", "create", "tradeflow-local", "--type", "process",
+                "--overwrite")
+    prefect_cli(api, home, "--no-prompt", "deploy", "--all")
+    if services.running("worker") is None:
+        env = prefect_env(api, home, {"TRADEFLOW_CONFIG": str(profile.resolve())})
+        services.start("worker", [str(Path(sys.executable).parent / "prefect"), "worker",
+                                  "start", "--pool", "tradeflow-local"], env=env)
+    os.environ["PREFECT_API_URL"] = api
+    # The deployments run the profile's strategy, whatever prefect.yaml's default says.
+    strategy = {"strategy": settings.trader.strategy}
+    if not _has_champion(settings):
+        say("no champion yet: running daily-retrain once now (a few minutes)")
+        _run_and_wait("daily-retrain/daily-retrain", strategy)
+    if not _has_champion(settings):
+        say("daily-retrain did not produce a champion (see its promote artifact); the trader "
+            "deployment is not started")
+    elif not asyncio.run(_active_runs("trader/trader")):
+        _run_and_wait("trader/trader", {**strategy, "mode": settings.trader.mode}, wait=False)
+        say(f"started the trader deployment ({settings.trader.mode})")
+    if settings.trader.metrics_port:
+        urls["trader metrics"] = f"http://127.0.0.1:{settings.trader.metrics_port}/metrics"
+    return urls
+
+
+def down(settings: Settings, services_dir: Path | None = None, *,
+         say: Callable[[str], None] = print) -> list[str]:
+    """Cancel the trader's run and stop every recorded service."""
+    services = Services(services_dir) if services_dir else services_for(settings)
+    server = services.running("prefect-server")
+    if server is not None and server.url:
+        os.environ["PREFECT_API_URL"] = f"{server.url}/api"
+        try:
+            cancelled = asyncio.run(_cancel_runs("trader/trader"))
+            if cancelled:
+                say(f"cancelled {cancelled} trader run(s)")
+        except Exception as exc:  # the server may already be half-stopped
+            say(f"could not cancel trader runs: {exc}")
+    stopped = services.stop_all(ORDER)
+    return stopped
+
+
+def _has_champion(settings: Settings) -> bool:
+    from models.registry import champion, configure_tracking
+    from tradeflow.strategy import load_strategy
+
+    configure_tracking(settings)
+    return champion(load_strategy(settings.trader.strategy).model_name) is not None
+
+
+def _run_and_wait(name: str, parameters: dict[str, Any], *, wait: bool = True) -> Any:
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(name, parameters=parameters, timeout=1800 if wait else 0,
+                         poll_interval=2)
+    if wait and (run.state is None or not run.state.is_completed()):
+        state = run.state.name if run.state else "?"
+        raise UserError(f"{name} ended {state}: {run.state.message if run.state else ''}")
+    return run
+
+
+async def _active_runs(name: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(name)
+        return list(await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+                any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED])))))
+
+
+async def _cancel_runs(name: str) -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    runs = await _active_runs(name)
+    async with get_client() as client:
+        for run in runs:
+            await client.set_flow_run_state(run.id, Cancelling(), force=True)
+    return len(runs)
+
+
+def services_status(settings: Settings) -> list[tuple[str, bool, str | None, str]]:
+    """(name, alive, url, log) of each recorded service."""
+    return [(s.name, s.alive, s.url, s.log) for s in services_for(settings).load().values()]
+
+
+__all__ = ["ROOT", "down", "services_status", "up"]
