@@ -136,6 +136,7 @@ class Trader:
             self.windows[s].extend(history)
             self.engine.closes[s].clear()
             self.engine.warm(s, history["close"].to_numpy())
+        self.model.prime(self.strategy.symbols)
         log.info("%s: warm-up of %d candles per symbol; resuming after %s", self.name, need,
                  timeframes.iso(resume))
         return dict.fromkeys(self.strategy.symbols, resume)
