@@ -44,6 +44,7 @@ class SymbolFeed:
     reconnects: int = 0
     rest_catchups: int = 0
     deadline: float | None = None
+    fresh: bool = True  # no message yet since the stream (re)connected
     queue: asyncio.Queue[Candle] = field(default_factory=asyncio.Queue)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -165,6 +166,7 @@ class CandleFeed:
                 except ExchangeError as rest_exc:
                     feed.state = ConnectionState.FAILED
                     log.error("%s: REST catch-up failed: %s", feed.symbol, rest_exc)
+                feed.fresh = True
                 continue
             backoff = 0.5
             feed.state = ConnectionState.CONNECTED
@@ -182,10 +184,13 @@ class CandleFeed:
                 async with feed.lock:
                     await self._emit_through(feed, row)
         newest = max(r.open_time for r in rows)
+        fresh, feed.fresh = feed.fresh, False
         if feed.emitted is not None and feed.deadline is None and \
                 newest > timeframes.next_open(feed.emitted, self.timeframe):
             # A newer candle has started; wait briefly for the closing update, then ask REST.
-            feed.deadline = self.clock() + self.grace_s
+            # On a stream's first message that update was sent before it subscribed and will
+            # never come: ask REST at once.
+            feed.deadline = self.clock() + (0.0 if fresh else self.grace_s)
 
     async def _emit_through(self, feed: SymbolFeed, candle: StreamCandle) -> None:
         """Emit ``candle`` (closed), first fetching any closed candles missed before it."""
