@@ -20,15 +20,17 @@ from tasks.market import (
 )
 from tradeflow.config import Settings, load_settings
 from tradeflow.exchange.ccxt_client import ExchangeClient
-from tradeflow.market.backfill import SeriesFailed, SeriesReport
+from tradeflow.market.backfill import SeriesFailed, SeriesReport, Window
 from tradeflow.market.fanout import SeriesJob, outcome_report, plan_jobs
 from tradeflow.market.service import (
     BackfillRequest,
     exchange_now,
+    forget_unfillable,
     open_store,
     series_keys,
     window_for,
 )
+from tradeflow.market.store import MarketStore
 
 
 class BackfillFailed(RuntimeError):
@@ -43,15 +45,20 @@ async def backfill(
     since: str | None = None,
     timerange: str | None = None,
     config: str | None = None,
+    recheck_unfillable: bool = False,
 ) -> list[dict[str, object]]:
-    """Fetch missing candles for every series; publish the coverage table."""
+    """Fetch missing candles for every series; publish the coverage table.
+
+    ``recheck_unfillable`` forgets the gaps recorded as unfillable inside the window first,
+    so the exchange is asked for them again.
+    """
     overrides: dict[str, object] = {}
     if symbols:
         overrides["symbols"] = symbols
     if timeframes:
         overrides["timeframes"] = timeframes
     settings = load_settings(config, overrides=overrides, check_exchange=True)
-    request = BackfillRequest(days, since, timerange)
+    request = BackfillRequest(days, since, timerange, recheck_unfillable)
     if settings.backfill.task_runner == "dask":
         reports = await _fanned_out(settings, request)
     else:
@@ -72,6 +79,7 @@ async def _in_one_loop(settings: Settings, request: BackfillRequest) -> list[Ser
     async with ExchangeClient(settings.exchange) as client:
         now_ms = await exchange_now(client, settings)
         window = window_for(request, settings, now_ms)
+        _recheck(request, store, settings, window)
 
         async def one(key):  # noqa: ANN001, ANN202
             async with sem:
@@ -88,10 +96,19 @@ async def _fanned_out(settings: Settings, request: BackfillRequest) -> list[Seri
     open_store(settings).close()  # the schema exists before the workers race to create it
     async with ExchangeClient(settings.exchange) as client:
         now_ms = await exchange_now(client, settings)
-    jobs = plan_jobs(settings, window_for(request, settings, now_ms), now_ms)
+    window = window_for(request, settings, now_ms)
+    _recheck(request, open_store(settings), settings, window)
+    jobs = plan_jobs(settings, window, now_ms)
     fanout = backfill_fanout.with_options(task_runner=dask_task_runner(settings.backfill))
     # The subflow blocks while it waits for the cluster; keep this flow's event loop free.
     return await asyncio.to_thread(fanout, jobs, settings.backfill.concurrency)
+
+
+def _recheck(request: BackfillRequest, store: MarketStore, settings: Settings,
+             window: Window) -> None:
+    if request.recheck_unfillable:
+        dropped = forget_unfillable(store, series_keys(settings), window)
+        get_run_logger().info("asking again for %d gap(s) recorded as unfillable", dropped)
 
 
 @flow(name="backfill-fanout", validate_parameters=False)

@@ -182,6 +182,28 @@ def test_cli_reports_unknown_symbol_failed_and_others_complete(sim_factory: SimF
     assert "Traceback" not in err
 
 
+def test_cli_recheck_unfillable_fills_an_outage_the_exchange_has_since_published(
+        sim_factory: SimFactory, tmp_path: Path) -> None:
+    sim = sim_factory(history_days=1.0)
+    start = timeframes.floor(sim.now_ms() - DAY // 2, "1m")
+    sim.add_outage(start, start + 30 * MIN)  # end exclusive: 30 candles
+    env = cli_env(sim.base_url, tmp_path / "m.duckdb")
+    env["TRADEFLOW_SYMBOLS"], env["TRADEFLOW_TIMEFRAMES"] = "BTC/USDT", "1m"
+    out, err = cli(env, "--days", "0.75").communicate(timeout=120)
+    key = SeriesKey("binance", "BTC/USDT", "1m")
+    with MarketStore(tmp_path / "m.duckdb") as store:
+        assert [(g.start_time, g.missing) for g in store.unfillable(key)] == [(start, 30)], err
+    sim.set_faults(outages=())  # the exchange now has the candles
+    proc = cli(env, "--days", "0.75", "--recheck-unfillable")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "asking again for 1 gap(s) recorded as unfillable" in err
+    with MarketStore(tmp_path / "m.duckdb") as store:
+        assert store.unfillable(key) == []
+        assert len(store.read(key, start, start + 29 * MIN)) == 30
+        assert store.duplicate_count() == 0
+
+
 def test_cli_says_clearly_when_the_exchange_is_down(tmp_path: Path) -> None:
     env = cli_env("http://127.0.0.1:9", tmp_path / "m.duckdb")
     env["TRADEFLOW_EXCHANGE__MAX_RETRIES"] = "0"

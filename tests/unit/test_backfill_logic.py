@@ -13,12 +13,14 @@ from tradeflow.errors import UsageError
 from tradeflow.exchange.types import BadSymbol, ExchangeUnavailable
 from tradeflow.market.backfill import (
     EMPTY_TWICE,
+    NO_PRICES,
     SeriesFailed,
     Window,
     backfill_many,
     backfill_series,
     parse_window,
 )
+from tradeflow.market.service import forget_unfillable
 from tradeflow.market.store import MarketStore, SeriesKey
 
 MIN = 60_000
@@ -31,8 +33,9 @@ class KlineSource:
     """Candles for open times in [listed, now]; outages have none. Pages like Binance."""
 
     def __init__(self, now: int, listed: int = 0, outages: tuple[tuple[int, int], ...] = (),
-                 fail_after: int | None = None) -> None:
+                 fail_after: int | None = None, no_prices: tuple[int, ...] = ()) -> None:
         self.now, self.listed, self.outages = now, listed, outages
+        self.no_prices = no_prices  # open times sent with NaN prices
         self.calls: list[tuple[int | None, int | None]] = []
         self.fail_after = fail_after
 
@@ -52,6 +55,7 @@ class KlineSource:
             times = times[(times < a) | (times > b)]
         times = times[: limit or 500]
         price = 100 + (times // step % 1000) / 10
+        price[np.isin(times, self.no_prices)] = np.nan
         return pd.DataFrame({"open_time": times, "open": price, "high": price + 1,
                              "low": price - 1, "close": price, "volume": 1.0,
                              "quote_volume": price, "trades": pd.array(np.ones(len(times)),
@@ -97,6 +101,37 @@ def test_outage_is_recorded_once_as_unfillable_and_not_asked_again() -> None:
     again = run(src, store, Window(start=NOW - 2 * DAY))
     assert again.pages == 0 and len(src.calls) == calls
     assert len(store.unfillable(KEY)) == 1
+
+
+def test_candles_without_prices_are_quarantined_and_not_asked_for_every_run() -> None:
+    bad = timeframes.floor(NOW - DAY, "1m")
+    store = MarketStore(":memory:")
+    src = KlineSource(NOW, no_prices=(bad, bad + MIN, bad + 5 * MIN))
+    report = run(src, store, Window(start=NOW - 2 * DAY))
+    gaps = [(g.start_time, g.end_time, g.missing, g.reason) for g in store.unfillable(KEY)]
+    assert gaps == [(bad, bad + MIN, 2, NO_PRICES), (bad + 5 * MIN, bad + 5 * MIN, 1, NO_PRICES)]
+    assert report.missing == 0 and report.unfillable == 3
+    assert set(store.quarantined(KEY)["open_time"]) == {bad, bad + MIN, bad + 5 * MIN}
+    calls = len(src.calls)
+    again = run(src, store, Window(start=NOW - 2 * DAY))
+    assert again.pages == 0 and len(src.calls) == calls  # no refetch of the priceless candles
+
+
+def test_recheck_unfillable_asks_again_and_fills_what_the_exchange_now_has() -> None:
+    outage = (timeframes.floor(NOW - DAY, "1m"), timeframes.floor(NOW - DAY, "1m") + 9 * MIN)
+    older = (timeframes.floor(NOW - 5 * DAY, "1m"), timeframes.floor(NOW - 5 * DAY, "1m"))
+    store = MarketStore(":memory:")
+    src = KlineSource(NOW, outages=(outage, older))
+    window = Window(start=NOW - 6 * DAY)
+    run(src, store, window)
+    assert len(store.unfillable(KEY)) == 2
+    src.outages = (older,)  # the exchange has since published the recent range
+    recent = Window(start=NOW - 2 * DAY)
+    assert forget_unfillable(store, [KEY], recent) == 1  # the older gap is outside the window
+    report = run(src, store, recent)
+    assert [(g.start_time, g.end_time) for g in store.unfillable(KEY)] == [older]
+    assert report.missing == 0 and store.duplicate_count() == 0
+    assert len(store.read(KEY, outage[0], outage[1])) == 10
 
 
 def test_pair_listed_after_the_start_begins_at_its_first_candle() -> None:

@@ -2,8 +2,10 @@
 
 For every symbol and timeframe of the profile (or --symbols/--timeframes), fetch what the
 store lacks: older history back to the window start, newer candles up to the last closed one,
-and interior gaps. Ranges the exchange answers empty twice are recorded as unfillable and not
-asked again. A second run right after a complete one fetches at most one page per series.
+and interior gaps. Ranges the exchange answers empty twice, and candles it sends without
+prices, are recorded as unfillable and not asked again (--recheck-unfillable asks again for
+those inside the window). A second run right after a complete one fetches at most one page
+per series.
 
 Window (one of): --days N, --since DATE, --timerange START-END (Freqtrade style, open ends
 allowed: 20240101-20240301, 20240101-, -20240301). Default: backfill.days of the profile.
@@ -23,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     window.add_argument("--since", help="start date: YYYY-MM-DD[THH:MM] or YYYYMMDD")
     window.add_argument("--timerange", help="START-END as YYYYMMDD or unix seconds")
     parser.add_argument("--concurrency", type=int, help="series fetched at once")
+    parser.add_argument("--recheck-unfillable", action="store_true",
+                        help="forget the gaps recorded as unfillable inside the window and "
+                             "ask the exchange for them again")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -40,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency is not None:
         overrides["backfill"] = {"concurrency": args.concurrency}
     settings = settings_from(args, check_exchange=True, overrides=overrides)
-    request = BackfillRequest(days=args.days, since=args.since, timerange=args.timerange)
+    request = BackfillRequest(days=args.days, since=args.since, timerange=args.timerange,
+                              recheck_unfillable=args.recheck_unfillable)
     outcome = asyncio.run(run_backfill(settings, request, show_progress=not args.no_progress))
     outcome.print_summary()
     return 0 if not outcome.failed else 1

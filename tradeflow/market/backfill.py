@@ -3,8 +3,10 @@
 For a series and a requested window it fetches, page by page, only what is missing:
 older history before the first stored candle (unless the pair was listed later), newer
 candles up to the last *closed* one by the exchange's own clock, and the interior gaps.
-A gap the exchange answers empty twice is recorded as unfillable and not asked again.
-Every page is stored as it arrives, so a killed run resumes where it stopped.
+A gap the exchange answers empty twice is recorded as unfillable and not asked again, and so
+is a candle it sends without prices (it cannot be stored; it is quarantined). Recorded gaps
+are asked again only on request (``recheck_unfillable``). Every page is stored as it
+arrives, so a killed run resumes where it stopped.
 
 Each page is checked against the candle contract on arrival. Candles that break a hard rule
 are stored as the exchange sent them (nothing is repaired) and also written to the
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
 from tradeflow import timeframes
@@ -34,6 +37,7 @@ from tradeflow.validation.schemas import check_candles
 log = logging.getLogger(__name__)
 
 EMPTY_TWICE = "exchange returned no candles for this range twice"
+NO_PRICES = "exchange returned these candles without prices (see the quarantine)"
 # Pages buffered before a store write: fewer, larger transactions, little lost on a kill.
 FLUSH_PAGES = 20
 MAX_GAP_PASSES = 3
@@ -186,6 +190,11 @@ class _Writer:
             unstorable = bad.loc[bad["rule"] == "price_not_nan", "open_time"]
             if not unstorable.empty:
                 batch = batch[~batch["open_time"].isin(unstorable)]
+                # Recorded as unfillable too, so gap repair stops asking for them on every
+                # run; `--recheck-unfillable` asks again.
+                for lo, hi, n in runs_on_grid(unstorable.to_numpy(), self.key.timeframe):
+                    self.store.record_unfillable(self.key, lo, hi, n, NO_PRICES)
+                    self.report.new_unfillable.append((lo, hi))
         self.report.stored += self.store.upsert(
             batch, exchange=self.key.exchange, symbol=self.key.symbol,
             timeframe=self.key.timeframe,
@@ -324,6 +333,17 @@ async def _repair_gaps(source: OhlcvSource, store: MarketStore, writer: _Writer,
                 empty_once.add((lo, hi))
         if empty_once and empty_retry_delay:
             await asyncio.sleep(empty_retry_delay)
+
+
+def runs_on_grid(open_times: np.ndarray, timeframe: str) -> list[tuple[int, int, int]]:
+    """Consecutive runs of grid open times as (first, last, count), in order."""
+    runs: list[tuple[int, int, int]] = []
+    for t in sorted({int(x) for x in open_times}):
+        if runs and timeframes.next_open(runs[-1][1], timeframe) == t:
+            runs[-1] = (runs[-1][0], t, runs[-1][2] + 1)
+        else:
+            runs.append((t, t, 1))
+    return runs
 
 
 def _ceil(ts: int, tf: str) -> int:

@@ -27,6 +27,7 @@ class BackfillRequest:
     days: float | None = None
     since: str | None = None
     timerange: str | None = None
+    recheck_unfillable: bool = False  # ask again for gaps recorded as unfillable in the window
 
 
 @dataclass(slots=True)
@@ -83,6 +84,11 @@ def stored_end(store: MarketStore, exchange: str, symbols: tuple[str, ...] | lis
     return timeframes.next_open(min(lasts), timeframe)
 
 
+def forget_unfillable(store: MarketStore, keys: list[SeriesKey], window: Window) -> int:
+    """For ``--recheck-unfillable``: forget the recorded unfillable gaps inside the window."""
+    return sum(store.forget_unfillable(k, window.start, window.end) for k in keys)
+
+
 async def exchange_now(client, settings: Settings) -> int:  # noqa: ANN001 - ExchangeClient
     """The exchange's clock; a clear error when the exchange cannot be reached."""
     try:
@@ -104,6 +110,9 @@ async def run_backfill(settings: Settings, request: BackfillRequest, *,
     async with ExchangeClient(settings.exchange) as client:
         now_ms = await exchange_now(client, settings)
         window = window_for(request, settings, now_ms)
+        if request.recheck_unfillable:
+            dropped = forget_unfillable(store, keys, window)
+            print(f"asking again for {dropped} gap(s) recorded as unfillable", file=sys.stderr)
         progress, callback = _progress(keys, show_progress)
         try:
             outcome.reports = await backfill_many(

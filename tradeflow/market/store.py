@@ -269,6 +269,20 @@ class MarketStore:
                 [key.exchange, key.symbol, key.timeframe, start, end, missing, reason],
             )
 
+    def forget_unfillable(self, key: SeriesKey, start: int, end: int | None = None) -> int:
+        """Drop recorded unfillable gaps that overlap [start, end], so the next backfill asks
+        the exchange for them again; returns how many were dropped."""
+        where = ("exchange=? AND symbol=? AND timeframe=? AND end_time>=?"
+                 + ("" if end is None else " AND start_time<=?"))
+        params = [key.exchange, key.symbol, key.timeframe, start]
+        if end is not None:
+            params.append(end)
+        with self._connect(write=True) as con:
+            count = con.execute(f"SELECT count(*) FROM unfillable_gaps WHERE {where}",
+                                params).fetchone()
+            con.execute(f"DELETE FROM unfillable_gaps WHERE {where}", params)
+        return int(count[0]) if count else 0
+
     def quarantine(self, key: SeriesKey, rows: pd.DataFrame, *, source: str) -> int:
         """Record candles that broke a hard rule; returns how many entries are new.
 
