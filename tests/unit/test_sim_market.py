@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,11 +64,12 @@ def test_candles_are_realistic() -> None:
     assert np.mean(s.high > np.maximum(s.open, s.close)) > 0.5
 
 
-def test_thirty_days_generate_well_under_a_second() -> None:
+def test_thirty_days_generate_in_one_call_as_whole_days() -> None:
+    # How fast is bench/simulator.py's business; here only that the blocks join up.
     s = series("SOL/USDT")
-    started = time.perf_counter()
     s.ensure(30 * BLOCK_MINUTES - 1)
-    assert time.perf_counter() - started < 0.5
+    assert s.size == 30 * BLOCK_MINUTES
+    np.testing.assert_array_equal(s.open[1:], s.close[:-1])
 
 
 def test_volume_has_a_u_shaped_intraday_profile() -> None:
