@@ -173,3 +173,59 @@ def test_import_quarantines_bad_candles_of_a_well_formed_file(tmp_path: Path) ->
     assert len(store.read(KEY)) == 5
     assert import_file(store, path).quarantined == 0  # re-import: nothing new
     assert timeframes.iso(int(entries["open_time"].iloc[0])) == "2024-01-01 00:02"
+
+
+def test_a_corrected_candle_is_released_and_an_unchanged_one_stays() -> None:
+    store = MarketStore(":memory:")
+    frame = candles()
+    frame.loc[2, "high"] = 50.0      # high below the body
+    frame.loc[6, "low"] = -1.0       # a negative price
+    stored(store, frame)
+    assert quarantine_failures(store, KEY, frame, check_candles(frame, "1m"),
+                               source="validate") == 2
+    stored(store, candles().iloc[[2]])  # a re-import brings the exchange's corrected candle
+    failing = np.array([T0 + 6 * MIN])  # what the hard rules say now
+    assert store.release_quarantine(KEY, T0, None, failing) == 1
+    left = store.quarantined(KEY)
+    assert left["open_time"].tolist() == [T0 + 6 * MIN]
+    released = store.sql("SELECT open_time, rule, high, source FROM candles_quarantine_released")
+    assert released.values.tolist() == [[T0 + 2 * MIN, "high_ge_body", 50.0, "validate"]]
+    assert T0 + 2 * MIN in set(store.read(KEY, exclude_quarantined=True)["open_time"])
+    assert store.release_quarantine(KEY, T0, None, failing) == 0  # nothing more to release
+
+
+def test_an_entry_is_not_released_while_its_candle_still_fails_or_is_outside_the_window(
+) -> None:
+    store = MarketStore(":memory:")
+    frame = candles()
+    frame.loc[3, "high"] = 50.0
+    stored(store, frame)
+    quarantine_failures(store, KEY, frame, check_candles(frame, "1m"), source="validate")
+    worse = frame.iloc[[3]].copy()
+    worse["high"] = 40.0             # replaced, but by another bad candle
+    stored(store, worse)
+    assert store.release_quarantine(KEY, T0, None, np.array([T0 + 3 * MIN])) == 0
+    stored(store, candles().iloc[[3]])
+    assert store.release_quarantine(KEY, T0 + 4 * MIN, None, np.array([], dtype=np.int64)) == 0
+    assert store.release_quarantine(KEY, T0, T0 + 2 * MIN, np.array([], dtype=np.int64)) == 0
+    assert store.release_quarantine(KEY, T0, T0 + 3 * MIN, np.array([], dtype=np.int64)) == 1
+
+
+def test_validation_releases_what_it_quarantined_once_the_candle_is_corrected(
+        tmp_path: Path) -> None:
+    from tradeflow.config import load_settings
+    from tradeflow.validation.run import check_series, plan_validation
+
+    settings = load_settings(env={}, overrides={
+        "data_dir": str(tmp_path), "symbols": ["BTC/USDT"], "timeframes": ["1m"]})
+    plan = plan_validation(settings, window_days=1, now_ms=T0 + 10 * MIN + 1_000)
+    store = MarketStore(":memory:")
+    frame = candles()
+    frame.loc[4, "high"] = 50.0
+    stored(store, frame)
+    first = check_series(store, KEY, plan)
+    assert (first.hard_failed, first.quarantined, first.released) == (1, 1, 0)
+    stored(store, candles().iloc[[4]])
+    second = check_series(store, KEY, plan)
+    assert (second.hard_failed, second.quarantined, second.released) == (0, 0, 1)
+    assert store.quarantined(KEY).empty

@@ -14,7 +14,9 @@ lock serialises them. :meth:`MarketStore.duplicate_count` checks the invariant.
 
 Candles that break a hard validation rule are stored as received and also listed in
 ``candles_quarantine`` (key, rule, raw values, when found); ``read(exclude_quarantined=True)``
-leaves them out. Validation never rewrites the candles table.
+leaves them out. Validation never rewrites the candles table. When a quarantined candle has
+since been replaced by different values that pass (a re-import, a refetch), validation moves
+its entries to ``candles_quarantine_released``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,21 @@ CREATE TABLE IF NOT EXISTS candles_quarantine (
     volume       DOUBLE,
     source       VARCHAR NOT NULL,   -- who found it: 'rest', 'import:<file>', 'validate'
     found_at     TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS candles_quarantine_released (  -- entries whose candle was replaced
+    exchange     VARCHAR NOT NULL,                          -- by one that passes
+    symbol       VARCHAR NOT NULL,
+    timeframe    VARCHAR NOT NULL,
+    open_time    BIGINT  NOT NULL,
+    rule         VARCHAR NOT NULL,
+    open         DOUBLE,
+    high         DOUBLE,
+    low          DOUBLE,
+    close        DOUBLE,
+    volume       DOUBLE,
+    source       VARCHAR NOT NULL,
+    found_at     TIMESTAMPTZ NOT NULL,
+    released_at  TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS series_state (
     exchange       VARCHAR NOT NULL,
@@ -314,6 +331,54 @@ class MarketStore:
             finally:
                 con.unregister("qbatch")
         return int(row[0]) if row else 0
+
+    def release_quarantine(self, key: SeriesKey, start: int, end: int | None,
+                           still_failing: np.ndarray) -> int:
+        """Release quarantine entries in [start, end] whose candle was corrected.
+
+        An entry is released when a candle is stored at its open time with values other than
+        the quarantined raw ones and that open time is not in ``still_failing`` (the open
+        times that break a hard rule now). The entry moves to ``candles_quarantine_released``
+        with the time of release; returns how many entries moved.
+        """
+        changed = " OR ".join(f"q.{c} IS DISTINCT FROM c.{c}" for c in QUARANTINE_VALUES)
+        window = "q.open_time >= ?" + ("" if end is None else " AND q.open_time <= ?")
+        params: list[object] = [key.exchange, key.symbol, key.timeframe, start]
+        if end is not None:
+            params.append(end)
+        failing = pd.DataFrame({"open_time": np.asarray(still_failing, dtype=np.int64)})
+        picked = (
+            "SELECT q.* FROM candles_quarantine q JOIN candles c ON c.exchange = q.exchange "
+            "AND c.symbol = q.symbol AND c.timeframe = q.timeframe AND c.open_time = "
+            "q.open_time WHERE q.exchange = ? AND q.symbol = ? AND q.timeframe = ? AND "
+            f"{window} AND ({changed}) AND q.open_time NOT IN (SELECT open_time FROM failing)")
+        columns = ("exchange, symbol, timeframe, open_time, rule, "
+                   f"{', '.join(QUARANTINE_VALUES)}, source, found_at")
+        with self._connect(write=True) as con:
+            con.register("failing", failing)
+            try:
+                released = con.execute(picked, params).df()
+            finally:
+                con.unregister("failing")
+            if released.empty:
+                return 0
+            con.register("released", released)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute(f"INSERT INTO candles_quarantine_released SELECT {columns}, now() "
+                            "FROM released")
+                con.execute(
+                    "DELETE FROM candles_quarantine q USING released r WHERE "
+                    "q.exchange = r.exchange AND q.symbol = r.symbol AND q.timeframe = "
+                    "r.timeframe AND q.open_time = r.open_time AND q.rule = r.rule AND "
+                    "q.source = r.source AND q.found_at = r.found_at")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("released")
+        return len(released)
 
     def set_listed_from(self, key: SeriesKey, listed_from: int) -> None:
         """Record the first candle the exchange has for a series (a later listing)."""

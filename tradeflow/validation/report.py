@@ -38,6 +38,7 @@ class SeriesSummary:
     candles: int          # candles in the window
     hard_failed: int      # candles breaking at least one hard rule
     quarantined: int      # quarantine entries added by this run
+    released: int = 0     # quarantine entries released: their candle was corrected
     note: str = ""
     page: Path | None = None  # this series' Data Docs page
 
@@ -64,6 +65,10 @@ class ValidationReport:
     @property
     def quarantined(self) -> int:
         return sum(s.quarantined for s in self.series)
+
+    @property
+    def released(self) -> int:
+        return sum(s.released for s in self.series)
 
     @property
     def hard_failure_share(self) -> float:
@@ -98,7 +103,8 @@ class ValidationReport:
                 "hard rules failed": failed_hard, "soft rules warned": failed_soft,
                 "hard-failed candles": s.hard_failed,
                 "share": f"{s.hard_failed / s.candles:.3%}" if s.candles else "-",
-                "quarantined (new)": s.quarantined, "note": s.note,
+                "quarantined (new)": s.quarantined, "released": s.released,
+                "note": s.note,
             })
         return pd.DataFrame(rows)
 
@@ -120,7 +126,8 @@ class ValidationReport:
         return (
             f"validation {verdict}: {self.hard_failed} of {self.candles} candles "
             f"({self.hard_failure_share:.3%}) break hard rules, limit "
-            f"{self.max_hard_failure_share:.3%}; {self.quarantined} new quarantine entries; "
+            f"{self.max_hard_failure_share:.3%}; {self.quarantined} new quarantine entries"
+            f"{f', {self.released} released' if self.released else ''}; "
             f"{len(self.series)} series, last {self.window_days:g} days to "
             f"{timeframes.iso(self.now_ms)} UTC"
         )
@@ -155,6 +162,7 @@ class ValidationReport:
             "hard_failure_share": self.hard_failure_share,
             "max_hard_failure_share": self.max_hard_failure_share,
             "quarantined": self.quarantined,
+            "released": self.released,
             "docs_index": str(self.docs_index) if self.docs_index else None,
             "rules": [{**asdict(r), "passed": r.checked - r.failed} for r in self.rules],
         }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tradeflow import timeframes
@@ -57,6 +58,7 @@ class SeriesCheck:
     hard_counts: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0               # new quarantine entries
     frame: pd.DataFrame | None = None  # window + derived columns; None when no candles
+    released: int = 0                  # quarantine entries released (candle corrected)
 
 
 def plan_validation(settings: Settings, window_days: float | None = None,
@@ -85,10 +87,13 @@ def check_series(store: MarketStore, key: SeriesKey, plan: ValidationPlan) -> Se
     window = history[history["open_time"].to_numpy() >= start]
     check = check_candles(window, tf)
     quarantined = quarantine_failures(store, key, window, check, source=SOURCE)
+    # Entries whose candle has since been replaced by values that pass are released.
+    failing = window["open_time"].to_numpy(dtype=np.int64)[check.failed_rows]
+    released = store.release_quarantine(key, start, None, failing)
     frame = derive(history, tf, plan.cfg, window_start=start,
                    last_closed=timeframes.last_closed_open(plan.now_ms, tf))
     return SeriesCheck(key, len(window), len(check.failed_rows), dict(check.counts),
-                       quarantined, frame)
+                       quarantined, frame, released)
 
 
 def run_gx(checks: list[SeriesCheck], plan: ValidationPlan,
@@ -123,7 +128,8 @@ def build_report(checks: list[SeriesCheck], suite: gx_suite.SuiteResult,
         series.append(SeriesSummary(
             series=name, label=f"{check.key.symbol} {check.key.timeframe}",
             candles=check.candles, hard_failed=check.hard_failed,
-            quarantined=check.quarantined, note=note, page=suite.pages.get(name),
+            quarantined=check.quarantined, released=check.released, note=note,
+            page=suite.pages.get(name),
         ))
     return ValidationReport(
         now_ms=plan.now_ms, window_days=plan.window_days,
