@@ -38,5 +38,5 @@ def validate(
     publish_validation_report(report)
     if report.exceeded:
         raise HardFailuresExceeded(report.headline())
-    get_run_logger().info("%s; Data Docs: %s", report.headline(), report.docs_index)
+    get_run_logger().info("%s; summary: %s", report.headline(), report.summary_page)
     return report.as_dict()

@@ -184,9 +184,10 @@ def _results(settings: Settings, strategy_path: str, data: Path) -> tuple[dict[s
 
     strategy = load_strategy(strategy_path)
     files: dict[str, str] = {}
-    docs = data / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-    if docs.exists():
-        files["Data Docs (validation)"] = str(docs.relative_to(ROOT))
+    site = data / "gx" / "uncommitted" / "data_docs" / "local_site"
+    for name, label in (("summary.html", "Validation summary"), ("index.html", "Data Docs")):
+        if (site / name).exists():
+            files[label] = str((site / name).relative_to(ROOT))
     plots = sorted((data / "mlartifacts").rglob("*.png")) if (data / "mlartifacts").exists() \
         else []
     for plot in plots[:2]:

@@ -164,6 +164,22 @@ def test_data_docs_index_links_series_pages_that_name_every_rule(world: World) -
     assert "analytics_enabled: false" in config
 
 
+def test_summary_page_works_offline_and_links_every_series_page(world: World) -> None:
+    report = world.report.with_summary_page()  # other tests' runs rewrote it since
+    page = report.summary_page
+    assert page is not None and page.is_file() and page.parent == report.docs_index.parent
+    text = page.read_text()
+    assert "<script" not in text and "http" not in text.replace(report.docs_url, "")
+    assert "Candle validation: <span class=\"passed\">passed</span>" in text
+    for s in report.series:
+        if s.page is not None:
+            assert f'href="{s.page.relative_to(page.parent).as_posix()}"' in text
+    assert '<td>high_ge_body</td><td>hard</td><td><span class="bad">1</span></td>' in text
+    assert 'href="index.html"' in text
+    assert report.docs_url == page.resolve().as_uri()
+    assert f"Summary page: {page}" in report.text()
+
+
 def test_report_renderings_agree(world: World) -> None:
     report = world.report
     matrix = report.matrix().set_index("rule")
@@ -189,6 +205,7 @@ def test_cli_prints_the_summary_and_fails_above_the_share(
     out = capsys.readouterr().out
     assert "validation FAILED" in out and "high_ge_body" in out
     assert f"Data Docs: {world.report.docs_index}" in out
+    assert f"Summary page: {world.report.summary_page}" in out
     monkeypatch.setenv("TRADEFLOW_VALIDATION__MAX_HARD_FAILURE_SHARE", "0.01")
     assert main(["--config", str(world.config), "validate", "--symbols", "ETH/USDT"]) == 0
     assert "validation passed" in capsys.readouterr().out

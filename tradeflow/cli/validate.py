@@ -6,7 +6,8 @@ high/low around the body, volume >= 0 and present, open times on the grid, uniqu
 increasing) send failing candles to the quarantine table, which training reads around;
 nothing is repaired. Soft rules (extreme returns, volume spikes, runs of flat zero-volume
 candles, a stale last candle) are warnings. Prints pass/fail counts per series and rule and
-the path of the Data Docs page (under <data_dir>/gx).
+the paths of a summary page (plain HTML, works offline) and of the Data Docs (under
+<data_dir>/gx).
 
 Exit code 0 when the share of candles breaking hard rules is within
 validation.max_hard_failure_share, 1 when it is exceeded.

@@ -6,7 +6,8 @@ decision, so all three always agree.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import html
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ class ValidationReport:
     docs_index: Path | None
     series: tuple[SeriesSummary, ...]
     rules: tuple[RuleResult, ...]
+    summary_page: Path | None = None  # summary.html beside the Data Docs: no JavaScript, offline
 
     @property
     def candles(self) -> int:
@@ -81,7 +83,67 @@ class ValidationReport:
 
     @property
     def docs_url(self) -> str:
-        return self.docs_index.resolve().as_uri() if self.docs_index else ""
+        page = self.summary_page or self.docs_index
+        return page.resolve().as_uri() if page else ""
+
+    def with_summary_page(self) -> ValidationReport:
+        """Write ``summary.html`` beside the Data Docs index; the report that links to it.
+
+        GX's own index draws its table with JavaScript from public CDNs, so offline it shows
+        an empty table; this page is plain HTML and links to GX's per-series pages.
+        """
+        if self.docs_index is None:
+            return self
+        page = self.docs_index.parent / "summary.html"
+        tmp = page.with_suffix(".html.tmp")
+        tmp.write_text(self.html(page.parent), encoding="utf-8")
+        tmp.replace(page)  # never a half-written page
+        return replace(self, summary_page=page)
+
+    def html(self, base: Path) -> str:
+        """The summary as one self-contained HTML page; links relative to ``base``."""
+        def link(path: Path | None, text: str) -> str:
+            if path is None:
+                return html.escape(text)
+            try:
+                href = path.relative_to(base).as_posix()
+            except ValueError:
+                href = path.resolve().as_uri()
+            return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
+
+        def table(frame: pd.DataFrame, cells: list[list[str]] | None = None) -> str:
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+            body = cells or [[html.escape(str(v)) for v in row]
+                             for row in frame.itertuples(index=False)]
+            rows = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in body)
+            return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+        series = self.series_frame()
+        cells = [[link(s.page, str(row[0])), *(html.escape(str(v)) for v in row[1:])]
+                 for s, row in zip(self.series, series.itertuples(index=False), strict=True)]
+        matrix = self.matrix()
+        marked = [[html.escape(str(v)) if not isinstance(v, int) or v == 0 or i < 2
+                   else f'<span class="bad">{v}</span>' for i, v in enumerate(row)]
+                  for row in matrix.itertuples(index=False)]
+        verdict = "FAILED" if self.exceeded else "passed"
+        style = ("body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+                 "table{border-collapse:collapse;margin:1em 0}"
+                 "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+                 "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
+                 ".bad{color:#b00;font-weight:bold}.FAILED{color:#b00}.passed{color:#070}")
+        return (
+            "<!doctype html><html><head><meta charset=\"utf-8\">"
+            f"<title>tradeflow validation: {verdict}</title><style>{style}</style></head><body>"
+            f'<h1>Candle validation: <span class="{verdict}">{verdict}</span></h1>'
+            f"<p>{html.escape(self.headline())}</p>"
+            "<h2>Series</h2><p>Each series links to its Great Expectations validation page.</p>"
+            f"{table(series, cells)}"
+            "<h2>Failing values per rule and series</h2><p>0 = rule passed; - = not checked. "
+            "Hard rules quarantine the candle; soft rules are warnings.</p>"
+            f"{table(matrix, marked)}"
+            f"<p>Great Expectations Data Docs: {link(self.docs_index, 'index')} "
+            "(needs JavaScript from public CDNs to draw its table).</p></body></html>"
+        )
 
     def rule_frame(self) -> pd.DataFrame:
         """Long form: series, rule, severity, checked, passed, failed."""
@@ -137,16 +199,21 @@ class ValidationReport:
         parts = [self.headline(), "", self.series_frame().to_string(index=False), "",
                  "failing values per rule (0 = passed):",
                  self.matrix().to_string(index=False)]
+        if self.summary_page:
+            parts += ["", f"Summary page: {self.summary_page}"]
         if self.docs_index:
-            parts += ["", f"Data Docs: {self.docs_index}"]
+            parts += [f"Data Docs: {self.docs_index}"]
         return "\n".join(parts)
 
     def markdown(self) -> str:
         """The summary as Markdown (Prefect artifact)."""
         verdict = "**FAILED**" if self.exceeded else "**passed**"
         parts = [f"{verdict}: {self.headline().split(': ', 1)[1]}", ""]
+        if self.summary_page:
+            parts += [f"Summary page: [{self.summary_page}]({self.docs_url})", ""]
         if self.docs_index:
-            parts += [f"Data Docs: [{self.docs_index}]({self.docs_url})", ""]
+            parts += [f"Data Docs: [{self.docs_index}]({self.docs_index.resolve().as_uri()})",
+                      ""]
         parts += [_markdown_table(self.series_frame()), "",
                   "Failing values per rule and series (0 = rule passed; hard rules quarantine "
                   "the candle, soft rules are warnings):", "",
@@ -164,6 +231,7 @@ class ValidationReport:
             "quarantined": self.quarantined,
             "released": self.released,
             "docs_index": str(self.docs_index) if self.docs_index else None,
+            "summary_page": str(self.summary_page) if self.summary_page else None,
             "rules": [{**asdict(r), "passed": r.checked - r.failed} for r in self.rules],
         }
 

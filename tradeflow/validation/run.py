@@ -135,7 +135,7 @@ def build_report(checks: list[SeriesCheck], suite: gx_suite.SuiteResult,
         now_ms=plan.now_ms, window_days=plan.window_days,
         max_hard_failure_share=plan.cfg.max_hard_failure_share,
         docs_index=suite.docs_index, series=tuple(series), rules=tuple(rules),
-    )
+    ).with_summary_page()
 
 
 def run_validation(settings: Settings, window_days: float | None = None,
