@@ -20,7 +20,7 @@ from tradeflow.market.backfill import (
     backfill_series,
     coverage_markdown,
 )
-from tradeflow.market.fanout import SeriesJob, run_job
+from tradeflow.market.fanout import SeriesJob, dask_cluster_kwargs, run_job
 from tradeflow.market.store import MarketStore, SeriesKey
 
 
@@ -76,16 +76,6 @@ def submit_bounded(job_task: Any, jobs: Sequence[Any], limit: int) -> list[Prefe
         running.add(future)
     wait(futures)
     return futures
-
-
-def dask_cluster_kwargs(backfill: BackfillSettings) -> dict[str, Any]:
-    """``distributed.LocalCluster`` arguments of the temporary cluster (no dask_address).
-
-    One thread per worker process: a job spends its time in its own event loop and in
-    DuckDB, so parallelism comes from processes, and the flow bounds how many run at once.
-    """
-    return {"n_workers": backfill.dask_workers, "threads_per_worker": 1, "processes": True,
-            "dashboard_address": None}
 
 
 def dask_task_runner(backfill: BackfillSettings) -> Any:

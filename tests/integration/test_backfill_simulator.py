@@ -204,6 +204,27 @@ def test_cli_recheck_unfillable_fills_an_outage_the_exchange_has_since_published
         assert store.duplicate_count() == 0
 
 
+@pytest.mark.slow
+def test_cli_runs_on_dask_worker_processes_when_the_profile_says_so(
+        sim_factory: SimFactory, tmp_path: Path) -> None:
+    sim = sim_factory(history_days=1.0)
+    env = cli_env(sim.base_url, tmp_path / "m.duckdb")
+    env.update(TRADEFLOW_SYMBOLS="BTC/USDT,ETH/USDT,SOL/USDT", TRADEFLOW_TIMEFRAMES="1m",
+               TRADEFLOW_BACKFILL__TASK_RUNNER="dask", TRADEFLOW_BACKFILL__DASK_WORKERS="2",
+               TRADEFLOW_BACKFILL__CONCURRENCY="2")
+    proc = cli(env, "--days", "0.5")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert "backfill of 3 series on Dask (a local cluster of 2 processes)" in err
+    assert "[3/3]" in err and "Traceback" not in err
+    assert " candles in 3 series stored in " in out and "FAILED" not in out
+    with MarketStore(tmp_path / "m.duckdb") as store:
+        assert store.duplicate_count() == 0
+        for key in store.series():
+            _, _, count = store.bounds(key)
+            assert count >= 719 and store.read(key)["open_time"].diff().dropna().eq(MIN).all()
+
+
 def test_cli_says_clearly_when_the_exchange_is_down(tmp_path: Path) -> None:
     env = cli_env("http://127.0.0.1:9", tmp_path / "m.duckdb")
     env["TRADEFLOW_EXCHANGE__MAX_RETRIES"] = "0"

@@ -108,7 +108,7 @@ def mlflow_uri(fresh_database: Callable[[str], sa.URL]) -> Iterator[str]:
 # -- (a) the profile ---------------------------------------------------------------------------
 
 def test_scale_profile_points_every_shared_store_at_postgres() -> None:
-    from tasks.market import dask_cluster_kwargs
+    from tradeflow.market.fanout import dask_cluster_kwargs
 
     s = scale_settings()
     assert s.ledger_url.startswith("postgresql+psycopg://")

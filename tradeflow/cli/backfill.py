@@ -9,6 +9,10 @@ per series.
 
 Window (one of): --days N, --since DATE, --timerange START-END (Freqtrade style, open ends
 allowed: 20240101-20240301, 20240101-, -20240301). Default: backfill.days of the profile.
+With backfill.task_runner: dask (config/scale.yaml) each series runs as its own job on the
+Dask cluster at backfill.dask_address, or on a temporary local cluster of
+backfill.dask_workers processes, at most backfill.concurrency at once.
+
 Exit code 0 when every series succeeded, 1 when any failed (the summary says which).
 """
 
@@ -47,6 +51,12 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, check_exchange=True, overrides=overrides)
     request = BackfillRequest(days=args.days, since=args.since, timerange=args.timerange,
                               recheck_unfillable=args.recheck_unfillable)
-    outcome = asyncio.run(run_backfill(settings, request, show_progress=not args.no_progress))
+    if settings.backfill.task_runner == "dask":
+        from tradeflow.market.fanout import run_backfill_on_dask
+
+        outcome = run_backfill_on_dask(settings, request)
+    else:
+        outcome = asyncio.run(run_backfill(settings, request,
+                                           show_progress=not args.no_progress))
     outcome.print_summary()
     return 0 if not outcome.failed else 1

@@ -11,12 +11,21 @@ Exchange API keys never travel with a job: candle history is public.
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-from tradeflow.config import ExchangeSettings, Settings
+from tradeflow.config import BackfillSettings, ExchangeSettings, Settings
 from tradeflow.market.backfill import SeriesFailed, SeriesReport, Window, backfill_series
-from tradeflow.market.service import series_keys
+from tradeflow.market.service import (
+    BackfillOutcome,
+    BackfillRequest,
+    exchange_now,
+    forget_unfillable,
+    open_store,
+    series_keys,
+    window_for,
+)
 from tradeflow.market.store import MarketStore, SeriesKey
 
 
@@ -79,3 +88,67 @@ def outcome_report(key: SeriesKey, outcome: object) -> SeriesReport:
         return outcome.report
     return SeriesReport(key, status="failed", error=f"{type(outcome).__name__}: {outcome}")
 
+
+
+def dask_cluster_kwargs(backfill: BackfillSettings) -> dict[str, Any]:
+    """``distributed.LocalCluster`` arguments of the temporary cluster (no dask_address).
+
+    One thread per worker process: a job spends its time in its own event loop and in
+    DuckDB, so parallelism comes from processes, and the caller bounds how many run at once.
+    """
+    return {"n_workers": backfill.dask_workers, "threads_per_worker": 1, "processes": True,
+            "dashboard_address": None}
+
+
+def run_backfill_on_dask(settings: Settings, request: BackfillRequest) -> BackfillOutcome:
+    """The CLI's backfill when ``backfill.task_runner`` is ``dask`` (no Prefect needed).
+
+    One :func:`run_job` per series on the cluster at ``backfill.dask_address`` (else a
+    temporary local cluster), at most ``backfill.concurrency`` at once, like the flow's
+    fan-out; a line on stderr as each series finishes.
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    from tradeflow.exchange.ccxt_client import ExchangeClient
+
+    async def now() -> int:
+        async with ExchangeClient(settings.exchange) as client:
+            return await exchange_now(client, settings)
+
+    store = open_store(settings)  # the schema exists before the workers race to create it
+    now_ms = asyncio.run(now())
+    window = window_for(request, settings, now_ms)
+    if request.recheck_unfillable:
+        dropped = forget_unfillable(store, series_keys(settings), window)
+        print(f"asking again for {dropped} gap(s) recorded as unfillable", file=sys.stderr)
+    store.close()
+    jobs = plan_jobs(settings, window, now_ms)
+    address = settings.backfill.dask_address
+    cluster = None if address else LocalCluster(**dask_cluster_kwargs(settings.backfill))
+    outcome = BackfillOutcome(settings.store_path)
+    reports: dict[SeriesKey, SeriesReport] = {}
+    try:
+        with Client(address or cluster) as client:
+            where = address or f"a local cluster of {settings.backfill.dask_workers} processes"
+            print(f"backfill of {len(jobs)} series on Dask ({where})", file=sys.stderr)
+            pending = list(jobs)
+            running = as_completed()
+            submitted = {}
+            while pending or running.count():
+                while pending and running.count() < settings.backfill.concurrency:
+                    job = pending.pop(0)
+                    future = client.submit(run_job, job, pure=False, key=f"backfill-{job.key}")
+                    submitted[future.key] = job
+                    running.add(future)
+                future = next(running)
+                job = submitted[future.key]
+                error = future.exception()
+                report = outcome_report(job.key, error if error is not None else future.result())
+                reports[job.key] = report
+                print(f"[{len(reports)}/{len(jobs)}] {job.key.symbol} {job.key.timeframe}: "
+                      f"{report.status}, {report.count:,} candles", file=sys.stderr)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    outcome.reports = [reports[job.key] for job in jobs]
+    return outcome
