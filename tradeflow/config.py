@@ -62,6 +62,9 @@ class ExchangeSettings(Frozen):
     )
     testnet: bool = Field(False, description="use the exchange's sandbox/testnet URLs")
     rate_limit: bool = True
+    rate_limit_share: float = Field(
+        1.0, gt=0, le=1, description="share of the exchange's request rate one client may use "
+        "(a Dask backfill gives each of its concurrent series 1/concurrency)")
     timeout_ms: int = Field(10_000, gt=0)
     max_retries: int = Field(6, ge=0, description="retries of a transient failure")
     retry_base_delay_s: float = Field(0.25, gt=0)

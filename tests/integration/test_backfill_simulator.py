@@ -216,7 +216,8 @@ def test_cli_runs_on_dask_worker_processes_when_the_profile_says_so(
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
     assert "backfill of 3 series on Dask (a local cluster of 2 processes)" in err
-    assert "[3/3]" in err and "Traceback" not in err
+    assert "[3/3]" in err and "Traceback" not in err, err
+    assert "INFO" not in err, err  # distributed's chatter stays out of the progress lines
     assert " candles in 3 series stored in " in out and "FAILED" not in out
     with MarketStore(tmp_path / "m.duckdb") as store:
         assert store.duplicate_count() == 0

@@ -169,6 +169,11 @@ class ExchangeClient:
         if settings.api_secret is not None:
             config["secret"] = settings.api_secret.get_secret_value()
         self._ex = _exchange_class(settings.id)(config)
+        if settings.rate_limit_share < 1.0 and self._ex.rateLimit > 0:
+            # Clients sharing one exchange (a Dask backfill) split its request rate.
+            self._ex.rateLimit = self._ex.rateLimit / settings.rate_limit_share
+            self._ex.tokenBucket = None  # rebuilt from the new rateLimit, not merged into
+            self._ex.init_rest_rate_limiter()
         fetch_markets = self._ex.options.get("fetchMarkets")
         if isinstance(fetch_markets, dict) and "types" in fetch_markets:
             self._ex.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}

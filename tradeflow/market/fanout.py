@@ -11,6 +11,8 @@ Exchange API keys never travel with a job: candle history is public.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +56,12 @@ class JobFailed(SeriesFailed):
 
 def plan_jobs(settings: Settings, window: Window, now_ms: int) -> list[SeriesJob]:
     """One job per configured series, all up to the same exchange time ``now_ms``."""
-    exchange = settings.exchange.model_copy(update={"api_key": None, "api_secret": None})
+    # Up to `concurrency` jobs run at once, each with its own client: together they may use
+    # one client's request rate, so each gets 1/concurrency of it.
+    share = settings.exchange.rate_limit_share / max(1, min(settings.backfill.concurrency,
+                                                            len(series_keys(settings))))
+    exchange = settings.exchange.model_copy(
+        update={"api_key": None, "api_secret": None, "rate_limit_share": share})
     return [SeriesJob(key, window, now_ms, exchange, settings.store_path,
                       settings.store.lock_retries, settings.backfill.page_limit)
             for key in series_keys(settings)]
@@ -107,6 +114,9 @@ def run_backfill_on_dask(settings: Settings, request: BackfillRequest) -> Backfi
     temporary local cluster), at most ``backfill.concurrency`` at once, like the flow's
     fan-out; a line on stderr as each series finishes.
     """
+    # The scheduler's and workers' INFO chatter would bury the progress lines; warnings stay.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # worker processes
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     from distributed import Client, LocalCluster, as_completed
 
     from tradeflow.exchange.ccxt_client import ExchangeClient
