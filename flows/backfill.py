@@ -24,6 +24,7 @@ from tradeflow.market.backfill import SeriesFailed, SeriesReport, Window
 from tradeflow.market.fanout import SeriesJob, outcome_report, plan_jobs
 from tradeflow.market.service import (
     BackfillRequest,
+    check_request,
     exchange_now,
     forget_unfillable,
     open_store,
@@ -59,6 +60,7 @@ async def backfill(
         overrides["timeframes"] = timeframes
     settings = load_settings(config, overrides=overrides, check_exchange=True)
     request = BackfillRequest(days, since, timerange, recheck_unfillable)
+    check_request(request)
     if settings.backfill.task_runner == "dask":
         reports = await _fanned_out(settings, request)
     else:

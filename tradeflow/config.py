@@ -41,9 +41,12 @@ DEFAULT_CONFIG = PACKAGE_ROOT / "config" / "default.yaml"
 class ConfigError(Exception):
     """Bad configuration; ``str()`` is the one line shown to the user."""
 
+    MISSING: Any = object()  # ``value`` of a key that is absent
+
     def __init__(self, key: str, value: Any, allowed: str, source: str | None = None) -> None:
         where = f" ({source})" if source else ""
-        super().__init__(f"config error{where}: {key} = {value!r}: {allowed}")
+        shown = "" if value is ConfigError.MISSING else f" = {value!r}"
+        super().__init__(f"config error{where}: {key}{shown}: {allowed}")
         self.key, self.value, self.allowed = key, value, allowed
 
 

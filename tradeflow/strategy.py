@@ -233,6 +233,13 @@ def load_strategy(path: str | Path) -> StrategySettings:
         err = exc.errors()[0]
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc)
+        if err["type"] == "missing":
+            missing = [".".join(str(p) for p in e["loc"]) for e in exc.errors()
+                       if e["type"] == "missing"]
+            raise ConfigError(", ".join(missing), ConfigError.MISSING,
+                              f"required key{'s' if len(missing) > 1 else ''} missing (a "
+                              "strategy file looks like config/strategies/meanrev_xgb.yaml)",
+                              _display(path)) from None
         if err["type"] == "extra_forbidden":
             model = _model_at(StrategySettings, [p for p in loc[:-1] if not p.isdigit()])
             allowed = f"unknown key; allowed: {', '.join(sorted(model.model_fields))}"

@@ -226,6 +226,18 @@ def test_cli_runs_on_dask_worker_processes_when_the_profile_says_so(
             assert count >= 719 and store.read(key)["open_time"].diff().dropna().eq(MIN).all()
 
 
+def test_cli_rejects_a_bad_window_before_asking_the_exchange(tmp_path: Path) -> None:
+    env = cli_env("http://127.0.0.1:9", tmp_path / "m.duckdb")  # asking it would retry ~15 s
+    env["TRADEFLOW_EXCHANGE__RETRY_BASE_DELAY_S"] = "30"
+    proc = cli(env, "--timerange", "2024-bad")
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert err.strip() == ("tradeflow backfill: --timerange '2024-bad': allowed forms are "
+                           "START-END, START- or -END with dates as YYYYMMDD or unix seconds, "
+                           "e.g. 20240101-20240301")
+    assert not (tmp_path / "m.duckdb").exists()
+
+
 def test_cli_says_clearly_when_the_exchange_is_down(tmp_path: Path) -> None:
     env = cli_env("http://127.0.0.1:9", tmp_path / "m.duckdb")
     env["TRADEFLOW_EXCHANGE__MAX_RETRIES"] = "0"

@@ -107,3 +107,18 @@ def test_cli_reports_bad_config_in_one_line_with_exit_code_2(tmp_path: Path) -> 
     assert len(lines) == 1, proc.stderr
     assert "exchange.id = 'binanse'" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_a_profile_given_as_a_strategy_names_the_missing_keys_in_one_short_line(
+        tmp_path: Path) -> None:
+    from tradeflow.strategy import load_strategy
+
+    with pytest.raises(ConfigError) as info:
+        load_strategy("config/default.yaml")
+    message = str(info.value)
+    assert message == ("config error (config/default.yaml): features: required key missing "
+                       "(a strategy file looks like config/strategies/meanrev_xgb.yaml)")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("symbols: [BTC/USDT]\n")
+    with pytest.raises(ConfigError, match=r"bare.yaml\): features: required key missing"):
+        load_strategy(bare)

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from tradeflow.cli.common import settings_from
-    from tradeflow.market.service import BackfillRequest, run_backfill
+    from tradeflow.market.service import BackfillRequest, check_request, run_backfill
 
     overrides: dict[str, object] = {}
     if args.symbols:
@@ -48,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["timeframes"] = args.timeframes
     if args.concurrency is not None:
         overrides["backfill"] = {"concurrency": args.concurrency}
-    settings = settings_from(args, check_exchange=True, overrides=overrides)
     request = BackfillRequest(days=args.days, since=args.since, timerange=args.timerange,
                               recheck_unfillable=args.recheck_unfillable)
+    check_request(request)
+    settings = settings_from(args, check_exchange=True, overrides=overrides)
     if settings.backfill.task_runner == "dask":
         from tradeflow.market.fanout import run_backfill_on_dask
 

@@ -50,6 +50,15 @@ class BackfillOutcome:
             print(f"FAILED {r.key.symbol} {r.key.timeframe}: {r.error}", file=out)
 
 
+def check_request(request: BackfillRequest) -> None:
+    """Reject a malformed window (one line, :class:`UsageError`) before the exchange is asked."""
+    import time
+
+    if request.days is not None or request.since is not None or request.timerange is not None:
+        parse_window(days=request.days, since=request.since, timerange=request.timerange,
+                     now_ms=int(time.time() * 1000))
+
+
 def series_keys(settings: Settings) -> list[SeriesKey]:
     return [SeriesKey(settings.exchange.id, s, tf)
             for s in settings.symbols for tf in settings.timeframes]
