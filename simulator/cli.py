@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from simulator.settings import FaultSettings, SimulatorSettings
 
 DESCRIPTION = """\
@@ -139,6 +141,16 @@ def run(args: argparse.Namespace, settings: SimulatorSettings) -> int:
     """Run the simulator with ``settings`` overridden by ``args``; 0 on a clean stop."""
     try:
         effective = settings_from_args(args, settings)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            model = FaultSettings if err["loc"][0] == "faults" else SimulatorSettings
+            msg = f"unknown key; allowed: {', '.join(sorted(model.model_fields))}"
+        print(f"invalid simulator settings: {key} = {err.get('input')!r}: {msg}",
+              file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"invalid simulator settings: {exc}", file=sys.stderr)
         return 2
