@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.prefect import PrefectServer, http_422_in
+from tests.fixtures.prefect import PrefectServer, http_422_in, server_errors
 
 pytestmark = pytest.mark.slow
 
@@ -65,4 +65,5 @@ def test_deploy_worker_and_deployment_run_complete(prefect_server: PrefectServer
     out = run.stdout + run.stderr
     assert re.search(r"finished successfully in 'Completed'", out), out
     server_log = (prefect_server.home / "server.log").read_text()
-    assert "Traceback" not in server_log, server_log[-3000:]
+    errors = server_errors(server_log)
+    assert not errors, errors[0][-3000:]
