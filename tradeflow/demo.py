@@ -25,6 +25,7 @@ from tradeflow.config import Settings, load_settings
 from tradeflow.errors import UserError
 from tradeflow.services import (
     ROOT,
+    WORKER_ENV,
     Services,
     free_port,
     http_ok,
@@ -108,7 +109,7 @@ def _run(settings: Settings, profile: Path, data: Path, services: Services, repo
         _pause_schedules(api, "backfill/backfill")
         services.start("worker", [str(Path(sys.executable).parent / "prefect"), "worker",
                                   "start", "--pool", "tradeflow-local"],
-                       env=prefect_env(api, data / "prefect", flows_env))
+                       env=prefect_env(api, data / "prefect", {**flows_env, **WORKER_ENV}))
     strategy = settings.trader.strategy
     with _Stage(report, "daily-retrain: backfill, validate, train, promote", say):
         report.retrain = _run_deployment(api, "daily-retrain/daily-retrain",

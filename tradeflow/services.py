@@ -154,6 +154,11 @@ class Services:
         return [n for n in names if self.stop(n)]
 
 
+# A local worker asks its one-machine server for due runs every 2 s instead of Prefect's 10 s:
+# a deployment run starts ~4 s sooner on average, for one cheap loopback query per 2 s.
+WORKER_ENV = {"PREFECT_WORKER_QUERY_SECONDS": "2"}
+
+
 def prefect_env(api_url: str, home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for Prefect commands against a local server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

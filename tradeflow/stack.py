@@ -21,6 +21,7 @@ from tradeflow.config import Settings
 from tradeflow.errors import UserError
 from tradeflow.services import (
     ROOT,
+    WORKER_ENV,
     Services,
     free_port,
     http_ok,
@@ -80,7 +81,7 @@ def up(settings: Settings, profile: Path, *, say: Callable[[str], None] = print)
                 "--overwrite")
     prefect_cli(api, home, "--no-prompt", "deploy", "--all")
     if services.running("worker") is None:
-        env = prefect_env(api, home, {"TRADEFLOW_CONFIG": str(profile.resolve())})
+        env = prefect_env(api, home, {"TRADEFLOW_CONFIG": str(profile.resolve()), **WORKER_ENV})
         services.start("worker", [str(Path(sys.executable).parent / "prefect"), "worker",
                                   "start", "--pool", "tradeflow-local"], env=env)
     os.environ["PREFECT_API_URL"] = api
