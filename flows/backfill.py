@@ -20,18 +20,16 @@ from tasks.market import (
 )
 from tradeflow.config import Settings, load_settings
 from tradeflow.exchange.ccxt_client import ExchangeClient
-from tradeflow.market.backfill import SeriesFailed, SeriesReport, Window
-from tradeflow.market.fanout import SeriesJob, outcome_report, plan_jobs
+from tradeflow.market.backfill import SeriesFailed, SeriesReport
+from tradeflow.market.fanout import SeriesJob, outcome_report, plan_fanout
 from tradeflow.market.service import (
     BackfillRequest,
     check_request,
     exchange_now,
-    forget_unfillable,
     open_store,
+    prepare_window,
     series_keys,
-    window_for,
 )
-from tradeflow.market.store import MarketStore
 
 
 class BackfillFailed(RuntimeError):
@@ -80,8 +78,7 @@ async def _in_one_loop(settings: Settings, request: BackfillRequest) -> list[Ser
     sem = asyncio.Semaphore(settings.backfill.concurrency)
     async with ExchangeClient(settings.exchange) as client:
         now_ms = await exchange_now(client, settings)
-        window = window_for(request, settings, now_ms)
-        _recheck(request, store, settings, window)
+        window = prepare_window(request, settings, now_ms, store, get_run_logger().info)
 
         async def one(key):  # noqa: ANN001, ANN202
             async with sem:
@@ -95,22 +92,10 @@ async def _in_one_loop(settings: Settings, request: BackfillRequest) -> list[Ser
 
 
 async def _fanned_out(settings: Settings, request: BackfillRequest) -> list[SeriesReport]:
-    open_store(settings).close()  # the schema exists before the workers race to create it
-    async with ExchangeClient(settings.exchange) as client:
-        now_ms = await exchange_now(client, settings)
-    window = window_for(request, settings, now_ms)
-    _recheck(request, open_store(settings), settings, window)
-    jobs = plan_jobs(settings, window, now_ms)
+    jobs = await plan_fanout(settings, request, get_run_logger().info)
     fanout = backfill_fanout.with_options(task_runner=dask_task_runner(settings.backfill))
     # The subflow blocks while it waits for the cluster; keep this flow's event loop free.
     return await asyncio.to_thread(fanout, jobs, settings.backfill.concurrency)
-
-
-def _recheck(request: BackfillRequest, store: MarketStore, settings: Settings,
-             window: Window) -> None:
-    if request.recheck_unfillable:
-        dropped = forget_unfillable(store, series_keys(settings), window)
-        get_run_logger().info("asking again for %d gap(s) recorded as unfillable", dropped)
 
 
 @flow(name="backfill-fanout", validate_parameters=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +23,10 @@ from tradeflow.market.service import (
     BackfillOutcome,
     BackfillRequest,
     exchange_now,
-    forget_unfillable,
     open_store,
+    prepare_window,
+    say_stderr,
     series_keys,
-    window_for,
 )
 from tradeflow.market.store import MarketStore, SeriesKey
 
@@ -56,15 +56,16 @@ class JobFailed(SeriesFailed):
 
 def plan_jobs(settings: Settings, window: Window, now_ms: int) -> list[SeriesJob]:
     """One job per configured series, all up to the same exchange time ``now_ms``."""
+    keys = series_keys(settings)
     # Up to `concurrency` jobs run at once, each with its own client: together they may use
     # one client's request rate, so each gets 1/concurrency of it.
     share = settings.exchange.rate_limit_share / max(1, min(settings.backfill.concurrency,
-                                                            len(series_keys(settings))))
+                                                            len(keys)))
     exchange = settings.exchange.model_copy(
         update={"api_key": None, "api_secret": None, "rate_limit_share": share})
     return [SeriesJob(key, window, now_ms, exchange, settings.store_path,
                       settings.store.lock_retries, settings.backfill.page_limit)
-            for key in series_keys(settings)]
+            for key in keys]
 
 
 async def run_job_async(job: SeriesJob) -> SeriesReport:
@@ -107,6 +108,21 @@ def dask_cluster_kwargs(backfill: BackfillSettings) -> dict[str, Any]:
             "dashboard_address": None}
 
 
+async def plan_fanout(settings: Settings, request: BackfillRequest,
+                      say: Callable[[str], object]) -> list[SeriesJob]:
+    """The jobs of a fanned-out backfill, all up to the exchange's clock read once now."""
+    from tradeflow.exchange.ccxt_client import ExchangeClient
+
+    store = open_store(settings)  # the schema exists before the workers race to create it
+    try:
+        async with ExchangeClient(settings.exchange) as client:
+            now_ms = await exchange_now(client, settings)
+        window = prepare_window(request, settings, now_ms, store, say)
+    finally:
+        store.close()
+    return plan_jobs(settings, window, now_ms)
+
+
 def run_backfill_on_dask(settings: Settings, request: BackfillRequest) -> BackfillOutcome:
     """The CLI's backfill when ``backfill.task_runner`` is ``dask`` (no Prefect needed).
 
@@ -119,20 +135,7 @@ def run_backfill_on_dask(settings: Settings, request: BackfillRequest) -> Backfi
     logging.getLogger("distributed").setLevel(logging.WARNING)
     from distributed import Client, LocalCluster, as_completed
 
-    from tradeflow.exchange.ccxt_client import ExchangeClient
-
-    async def now() -> int:
-        async with ExchangeClient(settings.exchange) as client:
-            return await exchange_now(client, settings)
-
-    store = open_store(settings)  # the schema exists before the workers race to create it
-    now_ms = asyncio.run(now())
-    window = window_for(request, settings, now_ms)
-    if request.recheck_unfillable:
-        dropped = forget_unfillable(store, series_keys(settings), window)
-        print(f"asking again for {dropped} gap(s) recorded as unfillable", file=sys.stderr)
-    store.close()
-    jobs = plan_jobs(settings, window, now_ms)
+    jobs = asyncio.run(plan_fanout(settings, request, say_stderr))
     address = settings.backfill.dask_address
     cluster = None if address else LocalCluster(**dask_cluster_kwargs(settings.backfill))
     outcome = BackfillOutcome(settings.store_path)
@@ -140,23 +143,23 @@ def run_backfill_on_dask(settings: Settings, request: BackfillRequest) -> Backfi
     try:
         with Client(address or cluster) as client:
             where = address or f"a local cluster of {settings.backfill.dask_workers} processes"
-            print(f"backfill of {len(jobs)} series on Dask ({where})", file=sys.stderr)
+            say_stderr(f"backfill of {len(jobs)} series on Dask ({where})")
             pending = list(jobs)
             running = as_completed()
-            submitted = {}
+            submitted: dict[Any, SeriesJob] = {}
             while pending or running.count():
                 while pending and running.count() < settings.backfill.concurrency:
                     job = pending.pop(0)
                     future = client.submit(run_job, job, pure=False, key=f"backfill-{job.key}")
-                    submitted[future.key] = job
+                    submitted[future] = job
                     running.add(future)
                 future = next(running)
-                job = submitted[future.key]
+                job = submitted.pop(future)
                 error = future.exception()
                 report = outcome_report(job.key, error if error is not None else future.result())
                 reports[job.key] = report
-                print(f"[{len(reports)}/{len(jobs)}] {job.key.symbol} {job.key.timeframe}: "
-                      f"{report.status}, {report.count:,} candles", file=sys.stderr)
+                say_stderr(f"[{len(reports)}/{len(jobs)}] {job.key.symbol} {job.key.timeframe}: "
+                           f"{report.status}, {report.count:,} candles")
     finally:
         if cluster is not None:
             cluster.close()

@@ -7,6 +7,7 @@ the same plain functions as tasks.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tradeflow.config import Settings
@@ -98,6 +99,17 @@ def forget_unfillable(store: MarketStore, keys: list[SeriesKey], window: Window)
     return sum(store.forget_unfillable(k, window.start, window.end) for k in keys)
 
 
+def prepare_window(request: BackfillRequest, settings: Settings, now_ms: int,
+                   store: MarketStore, say: Callable[[str], object]) -> Window:
+    """The window of this run; with ``recheck_unfillable`` the gaps recorded as unfillable
+    inside it are forgotten first (and ``say`` tells how many), so they are asked again."""
+    window = window_for(request, settings, now_ms)
+    if request.recheck_unfillable:
+        dropped = forget_unfillable(store, series_keys(settings), window)
+        say(f"asking again for {dropped} gap(s) recorded as unfillable")
+    return window
+
+
 async def exchange_now(client, settings: Settings) -> int:  # noqa: ANN001 - ExchangeClient
     """The exchange's clock; a clear error when the exchange cannot be reached."""
     try:
@@ -118,10 +130,7 @@ async def run_backfill(settings: Settings, request: BackfillRequest, *,
     outcome = BackfillOutcome(settings.store_path)
     async with ExchangeClient(settings.exchange) as client:
         now_ms = await exchange_now(client, settings)
-        window = window_for(request, settings, now_ms)
-        if request.recheck_unfillable:
-            dropped = forget_unfillable(store, keys, window)
-            print(f"asking again for {dropped} gap(s) recorded as unfillable", file=sys.stderr)
+        window = prepare_window(request, settings, now_ms, store, say_stderr)
         progress, callback = _progress(keys, show_progress)
         try:
             outcome.reports = await backfill_many(
@@ -133,6 +142,11 @@ async def run_backfill(settings: Settings, request: BackfillRequest, *,
             if progress is not None:
                 progress.stop()
     return outcome
+
+
+def say_stderr(line: str) -> None:
+    """A progress or notice line for a terminal user (stdout keeps the summary)."""
+    print(line, file=sys.stderr)
 
 
 def _progress(keys: list[SeriesKey], show: bool):  # noqa: ANN202 - rich types stay local

@@ -295,10 +295,8 @@ class MarketStore:
         if end is not None:
             params.append(end)
         with self._connect(write=True) as con:
-            count = con.execute(f"SELECT count(*) FROM unfillable_gaps WHERE {where}",
-                                params).fetchone()
-            con.execute(f"DELETE FROM unfillable_gaps WHERE {where}", params)
-        return int(count[0]) if count else 0
+            return len(con.execute(f"DELETE FROM unfillable_gaps WHERE {where} RETURNING 1",
+                                   params).fetchall())
 
     def quarantine(self, key: SeriesKey, rows: pd.DataFrame, *, source: str) -> int:
         """Record candles that broke a hard rule; returns how many entries are new.
