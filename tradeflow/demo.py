@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,13 +24,12 @@ from tradeflow.config import Settings, load_settings
 from tradeflow.errors import UserError
 from tradeflow.services import (
     ROOT,
-    WORKER_ENV,
     Services,
+    deploy_all,
     free_port,
-    http_ok,
-    prefect_cli,
-    prefect_env,
     start_prefect_server,
+    start_simulator,
+    start_worker,
 )
 
 DEMO_PROFILE = ROOT / "config" / "demo.yaml"
@@ -92,24 +90,16 @@ def _run(settings: Settings, profile: Path, data: Path, services: Services, repo
          trade_candles: int, say: Callable[[str], None]) -> None:
     with _Stage(report, "start simulator and Prefect server", say):
         sim_port = free_port()
-        report.simulator = f"http://127.0.0.1:{sim_port}"
-        services.start("simulator", [sys.executable, "-m", "tradeflow.cli.main", "--config",
-                                     str(profile), "sim", "--port", str(sim_port)],
-                       url=report.simulator,
-                       ready=lambda: http_ok(f"{report.simulator}/api/v3/ping"), timeout=60)
+        report.simulator = start_simulator(services, profile, sim_port)
         ui_port = free_port(4200)
         api = start_prefect_server(services, data / "prefect", ui_port)
         report.prefect_ui = f"http://127.0.0.1:{ui_port}"
     flows_env = {"TRADEFLOW_CONFIG": str(profile.resolve()),
                  "TRADEFLOW_EXCHANGE__BASE_URL": report.simulator}
     with _Stage(report, "deploy (prefect deploy --all) and start a worker", say):
-        prefect_cli(api, data / "prefect", "work-pool", "create", "tradeflow-local", "--type",
-                    "process", "--overwrite")
-        prefect_cli(api, data / "prefect", "--no-prompt", "deploy", "--all")
+        deploy_all(api, data / "prefect")
         _pause_schedules(api, "backfill/backfill")
-        services.start("worker", [str(Path(sys.executable).parent / "prefect"), "worker",
-                                  "start", "--pool", "tradeflow-local"],
-                       env=prefect_env(api, data / "prefect", {**flows_env, **WORKER_ENV}))
+        start_worker(services, api, data / "prefect", flows_env)
     strategy = settings.trader.strategy
     with _Stage(report, "daily-retrain: backfill, validate, train, promote", say):
         report.retrain = _run_deployment(api, "daily-retrain/daily-retrain",

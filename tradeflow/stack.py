@@ -21,13 +21,13 @@ from tradeflow.config import Settings
 from tradeflow.errors import UserError
 from tradeflow.services import (
     ROOT,
-    WORKER_ENV,
     Services,
+    deploy_all,
     free_port,
     http_ok,
-    prefect_cli,
-    prefect_env,
     start_prefect_server,
+    start_simulator,
+    start_worker,
 )
 
 ORDER = ["worker", "mlflow-ui", "prefect-server", "simulator"]
@@ -47,9 +47,7 @@ def up(settings: Settings, profile: Path, *, say: Callable[[str], None] = print)
         port = urlsplit(base).port or settings.simulator.port
         if not http_ok(f"{base}/api/v3/ping"):
             say(f"starting the exchange simulator on {base}")
-            services.start("simulator", [sys.executable, "-m", "tradeflow.cli.main", "--config",
-                                         str(profile), "sim", "--port", str(port)], url=base,
-                           ready=lambda: http_ok(f"{base}/api/v3/ping"), timeout=60)
+            start_simulator(services, profile, port)
         urls["exchange (simulator)"] = base
     server = services.running("prefect-server")
     if server is None:
@@ -77,13 +75,9 @@ def up(settings: Settings, profile: Path, *, say: Callable[[str], None] = print)
         urls["MLflow UI"] = tracking
     home = data / "prefect"
     say("deploying prefect.yaml to the tradeflow-local work pool")
-    prefect_cli(api, home, "work-pool", "create", "tradeflow-local", "--type", "process",
-                "--overwrite")
-    prefect_cli(api, home, "--no-prompt", "deploy", "--all")
+    deploy_all(api, home)
     if services.running("worker") is None:
-        env = prefect_env(api, home, {"TRADEFLOW_CONFIG": str(profile.resolve()), **WORKER_ENV})
-        services.start("worker", [str(Path(sys.executable).parent / "prefect"), "worker",
-                                  "start", "--pool", "tradeflow-local"], env=env)
+        start_worker(services, api, home, {"TRADEFLOW_CONFIG": str(profile.resolve())})
     os.environ["PREFECT_API_URL"] = api
     # The deployments run the profile's strategy, whatever prefect.yaml's default says.
     strategy = {"strategy": settings.trader.strategy}
