@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -391,24 +392,44 @@ def _display(path: Path) -> str:
 
 
 def _to_config_error(exc: ValidationError, source: str, from_env: dict[str, Any]) -> ConfigError:
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"]]
+    loc = [str(p) for p in exc.errors()[0]["loc"]]
     # Name the environment variable when the bad value came from one.
     for depth in range(len(loc), 0, -1):
         if _dig(from_env, tuple(loc[:depth])) is not None:
             source = "$" + ENV_PREFIX + "__".join(loc[:depth]).upper()
             break
-    key = ".".join(loc)
-    value = err.get("input")
-    if err["type"] == "extra_forbidden":
-        allowed = sorted(_model_at(Settings, loc[:-1]).model_fields)
-        return ConfigError(key, value, f"unknown key; allowed: {', '.join(allowed)}", source)
-    msg = err["msg"].removeprefix("Value error, ")
+    return config_error(exc, Settings, source, redact=_redact)
+
+
+def _redact(loc: list[str], value: Any) -> Any:
     if tuple(loc[:2]) in _SECRET_KEYS:
-        value = "***"
-    elif isinstance(value, str):
-        value = _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
-    return ConfigError(key, value, msg, source)
+        return "***"
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
+    return value
+
+
+def config_error(exc: ValidationError, model: type[BaseModel], source: str | None, *,
+                 hint: str = "", redact: Callable[[list[str], Any], Any] | None = None
+                 ) -> ConfigError:
+    """pydantic's first error as the one :class:`ConfigError` line shown to the user.
+
+    Missing keys are named together (with ``hint``); an unknown key lists the allowed ones.
+    """
+    errors = exc.errors()
+    err = errors[0]
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    if err["type"] == "missing":
+        missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
+        plural = "s" if len(missing) > 1 else ""
+        return ConfigError(", ".join(missing), ConfigError.MISSING,
+                           f"required key{plural} missing{hint}", source)
+    value = err.get("input") if redact is None else redact(loc, err.get("input"))
+    if err["type"] == "extra_forbidden":
+        allowed = sorted(_model_at(model, [p for p in loc[:-1] if not p.isdigit()]).model_fields)
+        return ConfigError(key, value, f"unknown key; allowed: {', '.join(allowed)}", source)
+    return ConfigError(key, value, err["msg"].removeprefix("Value error, "), source)
 
 
 def _model_at(model: type[BaseModel], path: list[str]) -> type[BaseModel]:

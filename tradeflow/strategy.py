@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from tradeflow.config import SYMBOL_RE, ConfigError, Frozen, _display, _model_at
+from tradeflow.config import SYMBOL_RE, ConfigError, Frozen, _display, config_error
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -230,19 +230,5 @@ def load_strategy(path: str | Path) -> StrategySettings:
     try:
         return StrategySettings.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"]]
-        key = ".".join(loc)
-        if err["type"] == "missing":
-            missing = [".".join(str(p) for p in e["loc"]) for e in exc.errors()
-                       if e["type"] == "missing"]
-            raise ConfigError(", ".join(missing), ConfigError.MISSING,
-                              f"required key{'s' if len(missing) > 1 else ''} missing (a "
-                              "strategy file looks like config/strategies/meanrev_xgb.yaml)",
-                              _display(path)) from None
-        if err["type"] == "extra_forbidden":
-            model = _model_at(StrategySettings, [p for p in loc[:-1] if not p.isdigit()])
-            allowed = f"unknown key; allowed: {', '.join(sorted(model.model_fields))}"
-            raise ConfigError(key, err.get("input"), allowed, _display(path)) from None
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(key, err.get("input"), msg, _display(path)) from None
+        raise config_error(exc, StrategySettings, _display(path), hint=" (a strategy file looks "
+                           "like config/strategies/meanrev_xgb.yaml)") from None
