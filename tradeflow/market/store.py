@@ -260,13 +260,9 @@ class MarketStore:
             return 0
         with self._connect(write=True) as con:
             try:
-                con.execute("BEGIN TRANSACTION")
-                for key, table in batches:
-                    _write_series(con, key, table, source)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+                with _atomic(con):
+                    for key, table in batches:
+                        _write_series(con, key, table, source)
             finally:
                 # Unregistering inside an aborted transaction fails and would hide the error.
                 con.unregister("batch")
@@ -314,20 +310,16 @@ class MarketStore:
                for c in QUARANTINE_VALUES},
         }).drop_duplicates()
         same_values = " AND ".join(f"q.{c} IS NOT DISTINCT FROM b.{c}" for c in QUARANTINE_VALUES)
-        with self._connect(write=True) as con:
-            con.register("qbatch", batch)
-            try:
-                row = con.execute(
-                    "INSERT INTO candles_quarantine SELECT ?, ?, ?, b.open_time, b.rule, "
-                    f"{', '.join('b.' + c for c in QUARANTINE_VALUES)}, ?, now() FROM qbatch b "
-                    "WHERE NOT EXISTS (SELECT 1 FROM candles_quarantine q WHERE q.exchange = ? "
-                    "AND q.symbol = ? AND q.timeframe = ? AND q.open_time = b.open_time "
-                    f"AND q.rule = b.rule AND {same_values})",
-                    [key.exchange, key.symbol, key.timeframe, source,
-                     key.exchange, key.symbol, key.timeframe],
-                ).fetchone()
-            finally:
-                con.unregister("qbatch")
+        with self._connect(write=True) as con, _registered(con, "qbatch", batch):
+            row = con.execute(
+                "INSERT INTO candles_quarantine SELECT ?, ?, ?, b.open_time, b.rule, "
+                f"{', '.join('b.' + c for c in QUARANTINE_VALUES)}, ?, now() FROM qbatch b "
+                "WHERE NOT EXISTS (SELECT 1 FROM candles_quarantine q WHERE q.exchange = ? "
+                "AND q.symbol = ? AND q.timeframe = ? AND q.open_time = b.open_time "
+                f"AND q.rule = b.rule AND {same_values})",
+                [key.exchange, key.symbol, key.timeframe, source,
+                 key.exchange, key.symbol, key.timeframe],
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def release_quarantine(self, key: SeriesKey, start: int, end: int | None,
@@ -353,16 +345,11 @@ class MarketStore:
         columns = ("exchange, symbol, timeframe, open_time, rule, "
                    f"{', '.join(QUARANTINE_VALUES)}, source, found_at")
         with self._connect(write=True) as con:
-            con.register("failing", failing)
-            try:
+            with _registered(con, "failing", failing):
                 released = con.execute(picked, params).df()
-            finally:
-                con.unregister("failing")
             if released.empty:
                 return 0
-            con.register("released", released)
-            try:
-                con.execute("BEGIN TRANSACTION")
+            with _registered(con, "released", released), _atomic(con):
                 con.execute(f"INSERT INTO candles_quarantine_released SELECT {columns}, now() "
                             "FROM released")
                 con.execute(
@@ -370,12 +357,6 @@ class MarketStore:
                     "q.exchange = r.exchange AND q.symbol = r.symbol AND q.timeframe = "
                     "r.timeframe AND q.open_time = r.open_time AND q.rule = r.rule AND "
                     "q.source = r.source AND q.found_at = r.found_at")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.unregister("released")
         return len(released)
 
     def set_listed_from(self, key: SeriesKey, listed_from: int) -> None:
@@ -544,3 +525,27 @@ def _write_series(con: duckdb.DuckDBPyConnection, key: SeriesKey, table: pa.Tabl
         "volume, quote_volume, trades, now(), coalesce(source, $src) FROM batch",
         {"ex": key.exchange, "sym": key.symbol, "tf": key.timeframe, "src": source},
     )
+
+
+@contextlib.contextmanager
+def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: committed at the end of the block, rolled back by any exception."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
+                ) -> Iterator[None]:
+    """``frame`` visible to SQL as ``name`` for the block (entered outside any transaction
+    block it wraps: unregistering inside an aborted transaction fails)."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        con.unregister(name)
