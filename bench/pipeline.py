@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from tradeflow.demo import print_report, run_demo  # noqa: E402
-from tradeflow.services import Services  # noqa: E402
+from cli.demo import print_report, run_demo  # noqa: E402
+from cli.supervisor import Services  # noqa: E402
 
 
 async def runs_and_tasks() -> tuple[list, list]:

@@ -99,7 +99,7 @@ def test_never_stores_the_open_candle(sim_factory: SimFactory) -> None:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tradeflow.cli.main", "backfill",
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "backfill",
                              "--no-progress", *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)

@@ -81,7 +81,7 @@ def run_cli_all(market: Market, commands: dict[str, list[str]]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEFLOW_", "MLFLOW_"))}
     procs = {
         name: (args, subprocess.Popen(
-            [sys.executable, "-m", "tradeflow.cli.main", "--config", str(market.profile), *args],
+            [sys.executable, "-m", "cli.main", "--config", str(market.profile), *args],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         for name, args in commands.items()
     }

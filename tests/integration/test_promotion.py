@@ -216,7 +216,7 @@ def test_overlapping_training_is_called_out() -> None:
 
 
 def test_cli_train_promote_and_models(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
-    from tradeflow.cli.main import main
+    from cli.main import main
 
     path = write_strategy(env.root, "cli_check")
     base = ["--config", str(env.profile)]

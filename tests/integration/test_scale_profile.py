@@ -302,7 +302,7 @@ def test_two_traders_with_different_strategies_share_one_postgres_ledger(
                TRADEFLOW_MLFLOW__TRACKING_URI=mlflow_uri)
     candles = 6
     traders = [subprocess.Popen(
-        [sys.executable, "-m", "tradeflow.cli.main", "trade", "--strategy",
+        [sys.executable, "-m", "cli.main", "trade", "--strategy",
          str(tmp_path / f"{name}.yaml"), "--max-candles", str(candles), "--metrics-port", "0"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name in strategies]

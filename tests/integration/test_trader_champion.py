@@ -76,7 +76,7 @@ def cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None
     base = {k: v for k, v in os.environ.items() if not k.startswith("TRADEFLOW_")}
     base.update({"TRADEFLOW_DATA_DIR": str(tmp_path), "TRADEFLOW_TRADER__METRICS_PORT": "0"})
     base.update(env or {})
-    return subprocess.run([sys.executable, "-m", "tradeflow.cli.main", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT,
                           env=base, capture_output=True, text=True, timeout=120)
 
 

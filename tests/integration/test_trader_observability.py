@@ -167,7 +167,7 @@ def test_prometheus_endpoint_serves_the_running_traders_metrics(
 def cli_status(data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEFLOW_")}
     env["TRADEFLOW_DATA_DIR"] = str(data_dir)
-    return subprocess.run([sys.executable, "-m", "tradeflow.cli.main", "status"], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "cli.main", "status"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -196,7 +196,7 @@ def test_report_renderings_agree(world: World) -> None:
 def test_cli_prints_the_summary_and_fails_above_the_share(
     world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tradeflow.cli.main import main
+    from cli.main import main
 
     # The CLI judges at the wall clock: a window of years reaches back to the planted data.
     monkeypatch.setenv("TRADEFLOW_VALIDATION__MAX_HARD_FAILURE_SHARE", "0.0005")

@@ -98,7 +98,7 @@ def test_exchange_checks_against_ccxt() -> None:
 def test_cli_reports_bad_config_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
     path = write(tmp_path, "exchange:\n  id: binanse\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "tradeflow.cli.main", "--config", str(path), "config",
+        [sys.executable, "-m", "cli.main", "--config", str(path), "config",
          "--check-exchange"],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )

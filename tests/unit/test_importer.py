@@ -103,7 +103,7 @@ def test_cli_import_reports_each_file_and_exit_code(tmp_path: Path) -> None:
     bad.write_text("garbage\n1,2\n")
     env_store = tmp_path / "store.duckdb"
     proc = subprocess.run(
-        [sys.executable, "-m", "tradeflow.cli.main", "import", str(good), str(bad)],
+        [sys.executable, "-m", "cli.main", "import", str(good), str(bad)],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
         env={"PATH": "", "TRADEFLOW_STORE__PATH": str(env_store), "HOME": str(tmp_path)},
     )

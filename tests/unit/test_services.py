@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cli.supervisor import Services, free_port
 from tradeflow.errors import UserError
-from tradeflow.services import Services, free_port
 
 
 def test_start_record_and_stop_with_children(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 from simulator.cli import add_arguments, settings_from_args
 from simulator.settings import SimulatorSettings
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def parse(*argv: str) -> argparse.Namespace:

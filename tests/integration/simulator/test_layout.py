@@ -21,7 +21,7 @@ import orjson
 from tests.fixtures import simulator as fixtures
 from tests.fixtures.simulator import run
 
-DOCS = Path(__file__).parents[1] / "fixtures" / "binance"
+DOCS = Path(__file__).parents[2] / "fixtures" / "binance"
 
 
 def documented(name: str) -> Any:

@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from cli.profile import settings_from
     from tradeflow import timeframes
-    from tradeflow.cli.common import settings_from
     from tradeflow.market.importer import ImportFileError, import_file
     from tradeflow.market.store import MarketStore
 

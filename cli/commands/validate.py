@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tradeflow.cli.common import settings_from
+    from cli.profile import settings_from
     from tradeflow.errors import UsageError
     from tradeflow.validation.run import run_validation
 

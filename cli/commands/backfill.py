@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from tradeflow.cli.common import settings_from
+    from cli.profile import settings_from
     from tradeflow.market.service import BackfillRequest, check_request, run_backfill
 
     overrides: dict[str, object] = {}

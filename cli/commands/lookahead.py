@@ -18,7 +18,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tradeflow.cli.backtest import add_strategy_arguments
+    from cli.commands.backtest import add_strategy_arguments
 
     add_strategy_arguments(parser)
     parser.add_argument("--samples", type=int, default=20, metavar="N",
@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from cli.commands.backtest import window_of
+    from cli.profile import settings_from
     from models.signals import SIGNAL_COLUMNS, check_strategy, parse_model_choice, prepare
-    from tradeflow.cli.backtest import window_of
-    from tradeflow.cli.common import settings_from
     from tradeflow.errors import UsageError
     from tradeflow.market.service import open_store
     from tradeflow.strategy import load_strategy

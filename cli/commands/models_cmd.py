@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from cli.profile import settings_from
     from models import registry
-    from tradeflow.cli.common import settings_from
     from tradeflow.strategy import load_strategy
 
     settings = settings_from(args)

@@ -23,10 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from cli.profile import settings_from
     from models.promotion import run_promotion
     from models.registry import configure_tracking
     from models.training import resolve_end
-    from tradeflow.cli.common import settings_from
     from tradeflow.market.service import open_store
     from tradeflow.strategy import load_strategy
 

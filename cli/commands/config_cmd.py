@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from tradeflow.cli.common import settings_from
+    from cli.profile import settings_from
 
     settings = settings_from(args, check_exchange=args.check_exchange)
     print(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), end="")

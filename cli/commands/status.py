@@ -14,9 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.profile import settings_from
+    from cli.stack import services_status
     from tradeflow import timeframes
-    from tradeflow.cli.common import settings_from
-    from tradeflow.stack import services_status
     from trader.app import ledger_for, read_status
 
     settings = settings_from(args)

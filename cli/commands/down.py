@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tradeflow.cli.common import settings_from
-    from tradeflow.stack import down
+    from cli.profile import settings_from
+    from cli.stack import down
 
     settings = settings_from(args)
     stopped = down(settings, Path(args.services) if args.services else None)

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from tradeflow.cli.common import settings_from
+    from cli.profile import settings_from
     from tradeflow.errors import UsageError
     from trader.app import check_live, run_trader
 

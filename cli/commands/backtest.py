@@ -57,9 +57,9 @@ def window_of(args: argparse.Namespace, now_ms: int) -> tuple[Window | None, str
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from cli.profile import settings_from
     from models.signals import parse_model_choice, report_dir, run_strategy_backtest
     from tradeflow.backtest.report import format_metrics, write_report
-    from tradeflow.cli.common import settings_from
     from tradeflow.market.service import open_store
     from tradeflow.strategy import load_strategy
 

@@ -20,9 +20,9 @@ def run(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from tradeflow.cli.common import settings_from
+    from cli.profile import settings_from
+    from cli.stack import up
     from tradeflow.config import DEFAULT_CONFIG, ENV_CONFIG_PATH
-    from tradeflow.stack import up
 
     settings = settings_from(args, check_exchange=True)
     profile = Path(args.config or os.environ.get(ENV_CONFIG_PATH) or DEFAULT_CONFIG)

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tradeflow.config import Settings
-from tradeflow.errors import UserError
-from tradeflow.services import (
+from cli.supervisor import (
     ROOT,
     Services,
     deploy_all,
@@ -29,6 +27,8 @@ from tradeflow.services import (
     start_simulator,
     start_worker,
 )
+from tradeflow.config import Settings
+from tradeflow.errors import UserError
 
 ORDER = ["worker", "mlflow-ui", "prefect-server", "simulator"]
 

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tradeflow.config import Settings, load_settings
-from tradeflow.errors import UserError
-from tradeflow.services import (
+from cli.supervisor import (
     ROOT,
     Services,
     deploy_all,
@@ -31,6 +29,8 @@ from tradeflow.services import (
     start_simulator,
     start_worker,
 )
+from tradeflow.config import Settings, load_settings
+from tradeflow.errors import UserError
 
 DEMO_PROFILE = ROOT / "config" / "demo.yaml"
 

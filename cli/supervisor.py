@@ -213,7 +213,7 @@ def start_worker(services: Services, api_url: str, home: Path, env: dict[str, st
 def start_simulator(services: Services, profile: Path, port: int) -> str:
     """``tradeflow sim`` of ``profile`` on loopback ``port``; its base URL once it answers."""
     base = f"http://127.0.0.1:{port}"
-    services.start("simulator", [sys.executable, "-m", "tradeflow.cli.main", "--config",
+    services.start("simulator", [sys.executable, "-m", "cli.main", "--config",
                                  str(profile), "sim", "--port", str(port)], url=base,
                    ready=lambda: http_ok(f"{base}/api/v3/ping"), timeout=60)
     return base

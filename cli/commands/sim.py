@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.profile import settings_from
     from simulator import cli
-    from tradeflow.cli.common import settings_from
 
     return cli.run(args, settings_from(args).simulator)
