@@ -58,8 +58,8 @@ import pandas as pd  # noqa: E402
 from models.estimators import Estimator  # noqa: E402
 from models.pyfunc import CandleModel  # noqa: E402
 from simulator.settings import SimulatorSettings  # noqa: E402
+from tradeflow.backtest.live_engine import Candle, Decision  # noqa: E402
 from tradeflow.strategy import StrategySettings  # noqa: E402
-from trader.engine import Candle, Decision  # noqa: E402
 from trader.ledger import Ledger  # noqa: E402
 from trader.runner import Trader  # noqa: E402
 
@@ -261,7 +261,7 @@ async def _trade_live(base_url: str, strategy: StrategySettings, model: CandleMo
     from tradeflow.config import ExchangeSettings
     from tradeflow.exchange.ccxt_client import ExchangeClient
     from trader.feed import CandleFeed
-    from trader.model import FixedModel
+    from trader.model_source import FixedModel
 
     parts = Parts()
     persisted: Persisted = {}
@@ -377,7 +377,7 @@ class ReplayResult:
 
 def replay_run(strategy: StrategySettings, model: CandleModel,
                candles: Mapping[str, pd.DataFrame], db: Path) -> ReplayResult:
-    from trader.model import FixedModel
+    from trader.model_source import FixedModel
     from trader.replay import ReplayFeed
 
     ledger = Ledger(f"sqlite:///{db}")

@@ -1,7 +1,7 @@
 """Benchmark: candle validation on 1M synthetic valid 1m candles.
 
 Baseline: plain vectorised numpy checks of the same hard rules, measured in the same run.
-Reports the pandera contract check (tradeflow.validation.schemas.check_candles), the derived
+Reports the pandera contract check (tradeflow.contracts.schemas.check_candles), the derived
 columns and the Great Expectations checkpoint with Data Docs (tradeflow.validation.gx_suite),
 each as seconds and as a ratio to the baseline. Goals: pandera within 3x of numpy, pandera
 and GX together under 10 s.
@@ -24,8 +24,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tradeflow.config import ValidationSettings  # noqa: E402
+from tradeflow.contracts.schemas import check_candles  # noqa: E402
 from tradeflow.validation import gx_suite  # noqa: E402
-from tradeflow.validation.schemas import check_candles  # noqa: E402
 from tradeflow.validation.stats import derive  # noqa: E402
 
 MIN = 60_000

@@ -136,8 +136,8 @@ def load_candles(store: MarketStore, exchange: str, strategy: StrategySettings, 
 
     Quarantined candles are left out (``tradeflow.validation.load_clean_candles``).
     """
+    from tradeflow.contracts.schemas import ContractError
     from tradeflow.validation.quarantine import load_clean_candles
-    from tradeflow.validation.schemas import ContractError
 
     out: dict[str, pd.DataFrame] = {}
     for symbol in strategy.symbols:

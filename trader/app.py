@@ -15,8 +15,8 @@ from typing import Any
 from tradeflow.config import Settings
 from tradeflow.errors import UserError
 from tradeflow.strategy import StrategySettings, load_strategy
+from trader.run_summary import RunSummary
 from trader.runner import Trader
-from trader.summary import RunSummary
 
 log = logging.getLogger(__name__)
 LIVE_CONFIRM = "TRADEFLOW_LIVE_CONFIRM"
@@ -56,7 +56,7 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
     from trader.brokers import LiveBroker
     from trader.feed import CandleFeed
     from trader.metrics import TraderMetrics
-    from trader.model import ChampionSource
+    from trader.model_source import ChampionSource
 
     check_live(mode, settings)
     if isinstance(strategy, str):

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from tradeflow import timeframes
+from tradeflow.backtest.live_engine import Candle
 from tradeflow.exchange.types import ConnectionState, ExchangeError, StreamCandle
 from tradeflow.market.backfill import iter_pages
-from trader.engine import Candle
 
 log = logging.getLogger(__name__)
 

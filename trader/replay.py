@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import pandas as pd
 
-from trader.engine import Candle
+from tradeflow.backtest.live_engine import Candle
 
 
 class ReplayFeed:

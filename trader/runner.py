@@ -31,13 +31,13 @@ from typing import Any, Protocol
 import pandas as pd
 
 from tradeflow import timeframes
+from tradeflow.backtest.live_engine import Candle, Decision, Fill, PortfolioEngine
 from tradeflow.strategy import StrategySettings
 from trader.brokers import LiveBroker
-from trader.engine import Candle, Decision, Fill, PortfolioEngine
 from trader.ledger import Ledger, NewDecision, NewOrder
 from trader.metrics import TraderMetrics
-from trader.model import ModelSource, ServedModel
-from trader.summary import RunSummary
+from trader.model_source import ModelSource, ServedModel
+from trader.run_summary import RunSummary
 from trader.window import CandleWindow
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from models.estimators import LogisticEstimator
 from models.features import FeaturePipeline
 from models.labels import make_labels
 from models.pyfunc import POOLED, CandleModel
-from models.signals import ModelChoice, parse_model_choice, resolve_model
+from models.research import ModelChoice, parse_model_choice, resolve_model
 from tests.integration.test_training_support import EXCHANGE, market_candles
 from tradeflow.backtest import backtest_strategy_portfolio
 from tradeflow.backtest.report import format_metrics

@@ -37,7 +37,7 @@ from trader.ledger import (
     OrderRecord,
     OrderStatus,
 )
-from trader.ledger.models import Base
+from trader.ledger.tables import Base
 
 S, SYM, MIN = "crashy", "BTC/USDT", 60_000
 CANDLES = 50

@@ -16,7 +16,7 @@ import pytest
 
 from models.estimators import MOMENTUM_COLUMN
 from models.features import FeaturePipeline
-from models.signals import SymbolCheck, baseline_model, check_symbol, signal_compute
+from models.research import SymbolCheck, baseline_model, check_symbol, signal_compute
 from tests.integration.test_backtest_cli import EXAMPLE, Market, build_market, run_cli
 from tradeflow import timeframes
 from tradeflow.backtest.engine import strategy_targets

@@ -17,7 +17,7 @@ from tradeflow.strategy import StrategySettings
 from trader.brokers import LiveBroker
 from trader.feed import CandleFeed
 from trader.ledger import Ledger
-from trader.model import FixedModel
+from trader.model_source import FixedModel
 from trader.runner import Trader
 
 MIN = 60_000

@@ -19,15 +19,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.models import WiggleModel
 from tests.fixtures.simulator import SimFactory, frozen_venue
+from tradeflow.backtest.live_engine import Candle
 from tradeflow.config import ExchangeSettings, Settings, load_settings
 from tradeflow.exchange.ccxt_client import ExchangeClient
 from tradeflow.strategy import StrategySettings
 from trader.app import read_status, status_path
-from trader.engine import Candle
 from trader.feed import CandleFeed
 from trader.ledger import Ledger
 from trader.metrics import TraderMetrics
-from trader.model import FixedModel, ModelSource
+from trader.model_source import FixedModel, ModelSource
 from trader.replay import ReplayFeed
 from trader.runner import Trader
 

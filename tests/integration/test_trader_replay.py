@@ -12,7 +12,7 @@ import pytest
 from tradeflow.backtest import backtest_strategy_portfolio
 from tradeflow.strategy import StrategySettings
 from trader.ledger import Ledger
-from trader.model import FixedModel
+from trader.model_source import FixedModel
 from trader.replay import ReplayFeed
 from trader.runner import Trader
 

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from tradeflow.config import Settings, load_settings
+from tradeflow.contracts.rules import HARD_RULES, RULES, SOFT_RULES
 from tradeflow.market.store import MarketStore, SeriesKey
 from tradeflow.validation import gx_suite
 from tradeflow.validation.report import ValidationReport
-from tradeflow.validation.rules import HARD_RULES, RULES, SOFT_RULES
 from tradeflow.validation.run import check_series, plan_validation, run_validation
 
 MIN = 60_000

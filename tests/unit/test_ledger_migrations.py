@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from trader.ledger import LATEST_VERSION, Ledger, SchemaTooNew, migrate
-from trader.ledger.engine import create_ledger_engine
-from trader.ledger.models import Base
+from trader.ledger.database import create_ledger_engine
+from trader.ledger.tables import Base
 
 
 def family(type_: sa.types.TypeEngine) -> str:

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from tradeflow.backtest import backtest_strategy_portfolio
+from tradeflow.backtest.live_engine import Candle, PortfolioEngine
 from tradeflow.strategy import StrategySettings
-from trader.engine import Candle, PortfolioEngine
 
 MIN = 60_000
 T0 = 1_767_225_600_000

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tradeflow import timeframes
-from trader.model import FixedModel, synthetic_window
+from trader.model_source import FixedModel, synthetic_window
 
 
 class Recording:

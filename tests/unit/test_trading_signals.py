@@ -10,12 +10,12 @@ import pytest
 
 from tradeflow.strategy import SignalSettings, SizingSettings, SlippageSettings
 from tradeflow.trading.costs import next_fill_slippage, slippage_fractions
-from tradeflow.trading.signals import SignalState, next_signal, targets_from_probabilities
 from tradeflow.trading.sizing import (
     candles_per_day,
     sizing_fraction_now,
     sizing_fractions,
 )
+from tradeflow.trading.targets import SignalState, next_signal, targets_from_probabilities
 
 NAN = float("nan")
 

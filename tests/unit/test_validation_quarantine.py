@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tradeflow import timeframes
+from tradeflow.contracts.schemas import ContractError, check_candles
 from tradeflow.market.backfill import Window, backfill_series, coverage_frame
 from tradeflow.market.importer import import_file
 from tradeflow.market.store import MarketStore, SeriesKey
@@ -18,7 +19,6 @@ from tradeflow.validation.quarantine import (
     quarantine_failures,
     quarantine_rows,
 )
-from tradeflow.validation.schemas import ContractError, check_candles
 
 MIN = 60_000
 DAY = 86_400_000

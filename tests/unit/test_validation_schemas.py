@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from tradeflow import timeframes
-from tradeflow.validation.rules import grid_offset
-from tradeflow.validation.schemas import (
+from tradeflow.contracts.rules import grid_offset
+from tradeflow.contracts.schemas import (
     ContractError,
     assert_candles,
     assert_predictions,

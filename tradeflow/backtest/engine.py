@@ -37,8 +37,8 @@ from tradeflow.backtest.result import BacktestResult, with_open_positions
 from tradeflow.strategy import CostSettings, ExitSettings, RiskSettings, StrategySettings
 from tradeflow.trading.costs import fee_rate
 from tradeflow.trading.exits import ExitParams
-from tradeflow.trading.signals import targets_from_probabilities
 from tradeflow.trading.sizing import candles_per_day, sizing_fractions
+from tradeflow.trading.targets import targets_from_probabilities
 
 
 def simulate_grid(

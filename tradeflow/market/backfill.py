@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 
 from tradeflow import timeframes
+from tradeflow.contracts.schemas import check_candles
 from tradeflow.errors import UsageError
 from tradeflow.exchange.types import ExchangeError
 from tradeflow.market.gaps import find_gaps, subtract_ranges
 from tradeflow.market.store import MarketStore, SeriesKey
 from tradeflow.validation.quarantine import quarantine_rows
-from tradeflow.validation.schemas import check_candles
 
 log = logging.getLogger(__name__)
 

@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS candles_quarantine (
     symbol       VARCHAR NOT NULL,
     timeframe    VARCHAR NOT NULL,
     open_time    BIGINT  NOT NULL,
-    rule         VARCHAR NOT NULL,   -- the hard rule broken (tradeflow.validation.rules)
+    rule         VARCHAR NOT NULL,   -- the hard rule broken (tradeflow.contracts.rules)
     open         DOUBLE,             -- the values as received, NULL where they were missing
     high         DOUBLE,
     low          DOUBLE,

@@ -24,7 +24,7 @@ from urllib.request import url2pathname
 import pandas as pd
 
 from tradeflow.config import ValidationSettings
-from tradeflow.validation.rules import PRICE_COLUMNS, RULES
+from tradeflow.contracts.rules import PRICE_COLUMNS, RULES
 
 log = logging.getLogger(__name__)
 

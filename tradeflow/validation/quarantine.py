@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tradeflow.contracts.schemas import CandleCheck, assert_candles
 from tradeflow.market.store import QUARANTINE_VALUES, MarketStore, SeriesKey
-from tradeflow.validation.schemas import CandleCheck, assert_candles
 
 QUARANTINE_COLUMNS = ("open_time", "rule", *QUARANTINE_VALUES)
 
@@ -54,7 +54,7 @@ def load_clean_candles(store: MarketStore, key: SeriesKey, start: int | None = N
 
     Returns open_time, open, high, low, close, volume, quote_volume and trades with
     ``start <= open_time <= end``, ascending. Raises
-    :class:`~tradeflow.validation.schemas.ContractError` when a remaining candle breaks a
+    :class:`~tradeflow.contracts.schemas.ContractError` when a remaining candle breaks a
     hard rule (it was stored without being validated: run ``tradeflow validate``).
     """
     frame = store.read(key, start, end, exclude_quarantined=True)

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from tradeflow import timeframes
-from tradeflow.validation.rules import HARD, RULES
+from tradeflow.contracts.rules import HARD, RULES
 
 # Rules the suite judges, in report order (structural rules only arise at borders).
 REPORT_RULES = tuple(r for r in RULES

@@ -20,6 +20,8 @@ import pandas as pd
 
 from tradeflow import timeframes
 from tradeflow.config import Settings, ValidationSettings
+from tradeflow.contracts.rules import RULES
+from tradeflow.contracts.schemas import CANDLE_COLUMNS, check_candles
 from tradeflow.market.store import MarketStore, SeriesKey
 from tradeflow.validation import gx_suite
 from tradeflow.validation.quarantine import quarantine_failures
@@ -29,8 +31,6 @@ from tradeflow.validation.report import (
     SeriesSummary,
     ValidationReport,
 )
-from tradeflow.validation.rules import RULES
-from tradeflow.validation.schemas import CANDLE_COLUMNS, check_candles
 from tradeflow.validation.stats import derive, warmup_candles
 
 DAY_MS = 86_400_000

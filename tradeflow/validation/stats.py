@@ -13,8 +13,8 @@ import pandas as pd
 
 from tradeflow import timeframes
 from tradeflow.config import ValidationSettings
-from tradeflow.validation.rules import grid_offset
-from tradeflow.validation.schemas import CANDLE_COLUMNS
+from tradeflow.contracts.rules import grid_offset
+from tradeflow.contracts.schemas import CANDLE_COLUMNS
 
 DERIVED_COLUMNS = ("upper_wick", "lower_wick", "grid_offset_ms", "return_z", "wick_z",
                    "volume_z", "zero_volume_run", "age_candles")

@@ -20,8 +20,8 @@ from trader.ledger.accounting import (
     close_enough,
     fee_kind,
 )
-from trader.ledger.models import Decision, Fill, Order, Position, TraderState
 from trader.ledger.records import OrderStatus
+from trader.ledger.tables import Decision, Fill, Order, Position, TraderState
 
 
 def check(session: Session, strategy: str) -> list[str]:

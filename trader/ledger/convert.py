@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-from trader.ledger.models import Decision, EquitySnapshot, Fill, Order, Position, TraderState
 from trader.ledger.records import (
     DecisionRecord,
     EquityRecord,
@@ -14,6 +13,7 @@ from trader.ledger.records import (
     PositionRecord,
     TraderStateRecord,
 )
+from trader.ledger.tables import Decision, EquitySnapshot, Fill, Order, Position, TraderState
 
 
 def decision_record(row: Decision) -> DecisionRecord:

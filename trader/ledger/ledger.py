@@ -40,17 +40,8 @@ from trader.ledger.accounting import Book, apply_fill_to, close_enough, fee_kind
 from trader.ledger.convert import (
     order_record,
 )
-from trader.ledger.engine import create_ledger_engine, writer
+from trader.ledger.database import create_ledger_engine, writer
 from trader.ledger.migrations import migrate
-from trader.ledger.models import (
-    Decision,
-    EquitySnapshot,
-    Fill,
-    Order,
-    Position,
-    TraderState,
-    utc_now,
-)
 from trader.ledger.reads import LedgerReads
 from trader.ledger.records import (
     OPEN_STATUSES,
@@ -64,6 +55,15 @@ from trader.ledger.records import (
     UnknownOrder,
     UnknownStrategy,
     check_length,
+)
+from trader.ledger.tables import (
+    Decision,
+    EquitySnapshot,
+    Fill,
+    Order,
+    Position,
+    TraderState,
+    utc_now,
 )
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
-from trader.ledger.engine import is_ledger_engine, writer
+from trader.ledger.database import is_ledger_engine, writer
 from trader.ledger.records import SchemaTooNew
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from trader.ledger import consistency
+from trader.ledger.account_summary import build_summary
 from trader.ledger.convert import (
     decision_record,
     equity_record,
@@ -17,14 +18,6 @@ from trader.ledger.convert import (
     order_record,
     position_record,
     state_record,
-)
-from trader.ledger.models import (
-    Decision,
-    EquitySnapshot,
-    Fill,
-    Order,
-    Position,
-    TraderState,
 )
 from trader.ledger.records import (
     OPEN_STATUSES,
@@ -36,7 +29,14 @@ from trader.ledger.records import (
     TraderStateRecord,
     UnknownStrategy,
 )
-from trader.ledger.summary import build_summary
+from trader.ledger.tables import (
+    Decision,
+    EquitySnapshot,
+    Fill,
+    Order,
+    Position,
+    TraderState,
+)
 
 _OPEN = tuple(s.value for s in OPEN_STATUSES)
 

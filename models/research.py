@@ -259,8 +259,8 @@ def load_strategy_candles(store: MarketStore, exchange: str, strategy: StrategyS
     window and the ``tradeflow backfill`` command that gets them (``backfill_hint``: its
     window flags, e.g. ``--timerange 20240101-20240301``).
     """
+    from tradeflow.contracts.schemas import ContractError
     from tradeflow.validation.quarantine import load_clean_candles
-    from tradeflow.validation.schemas import ContractError
 
     tf = strategy.timeframe
     start = None if window is None else window.start

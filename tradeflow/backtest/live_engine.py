@@ -43,13 +43,13 @@ from tradeflow.trading.exits import (
     step_exits,
 )
 from tradeflow.trading.risk import RiskMode, RiskState, cap_target
-from tradeflow.trading.signals import SignalState, next_signal
 from tradeflow.trading.sizing import (
     affordable_quantity,
     candles_per_day,
     sizing_fraction_now,
     target_quantity,
 )
+from tradeflow.trading.targets import SignalState, next_signal
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from tradeflow import timeframes
-from tradeflow.validation.rules import PRICE_COLUMNS, grid_offset
+from tradeflow.contracts.rules import PRICE_COLUMNS, grid_offset
 
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
 PREDICTION_COLUMNS = ("open_time", "symbol", "probability", "model_version")
