@@ -1,0 +1,124 @@
+"""Configuration: defaults, environment overrides, secrets, and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tradeflow.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "profile.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_default_profile_is_the_simulator() -> None:
+    s = load_settings(env={})
+    assert s.exchange.id == "binance"
+    assert s.exchange.base_url == "http://127.0.0.1:8765"
+    assert s.symbols == ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+    assert s.timeframes == ("1m", "5m", "1h")
+    assert s.data_dir == Path("data")
+    assert s.store_path == "data/market.duckdb"
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings(env={})
+    with pytest.raises(Exception, match="frozen"):
+        s.symbols = ("X/Y",)  # type: ignore[misc]
+
+
+def test_environment_overrides_nested_keys_and_lists() -> None:
+    s = load_settings(env={"TRADEFLOW_EXCHANGE__TIMEOUT_MS": "2500",
+                           "TRADEFLOW_SYMBOLS": "BTC/USDT, ETH/USDT",
+                           "TRADEFLOW_BACKFILL__DAYS": "2"})
+    assert s.exchange.timeout_ms == 2500
+    assert s.symbols == ("BTC/USDT", "ETH/USDT")
+    assert s.backfill.days == 2
+
+
+def test_api_keys_come_from_environment_as_secrets() -> None:
+    s = load_settings(env={"TRADEFLOW_EXCHANGE__API_KEY": "k123",
+                           "TRADEFLOW_EXCHANGE__API_SECRET": "s456"})
+    assert s.exchange.api_key is not None
+    assert s.exchange.api_key.get_secret_value() == "k123"
+    assert "s456" not in repr(s) and "s456" not in str(s.model_dump())
+
+
+def test_api_key_in_yaml_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "exchange:\n  api_secret: hunter2\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert "hunter2" not in str(err.value)
+    assert "TRADEFLOW_EXCHANGE__API_SECRET" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "key", "allowed"),
+    [
+        ("colour: red\n", {}, "colour", "unknown key; allowed: backfill, data_dir"),
+        ("exchange:\n  idd: x\n", {}, "exchange.idd", "allowed: api_key"),
+        ("symbols: [BTCUSDT]\n", {}, "symbols", "BASE/QUOTE"),
+        ("timeframes: [1x]\n", {}, "timeframes", "unit in s m h d w M"),
+        ("backfill:\n  days: -3\n", {}, "backfill.days", "greater than 0"),
+        ("backfill:\n  concurrency: 0\n", {}, "backfill.concurrency", "greater than or equal"),
+        ("", {"TRADEFLOW_STORE__LOCK_RETRIES": "-1"}, "store.lock_retries", "greater than"),
+    ],
+)
+def test_bad_config_names_key_value_and_what_is_allowed(
+    tmp_path: Path, yaml_text: str, env: dict[str, str], key: str, allowed: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, yaml_text), env=env)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"{key} = " in message
+    assert allowed in message
+
+
+def test_error_names_the_environment_variable_it_came_from() -> None:
+    with pytest.raises(ConfigError, match=r"\$TRADEFLOW_BACKFILL__DAYS"):
+        load_settings(env={"TRADEFLOW_BACKFILL__DAYS": "-1"})
+
+
+def test_exchange_checks_against_ccxt() -> None:
+    with pytest.raises(ConfigError, match="not a ccxt exchange.*binance"):
+        load_settings(env={"TRADEFLOW_EXCHANGE__ID": "binanse"}, check_exchange=True)
+    with pytest.raises(ConfigError, match="binance has no such timeframe; allowed: 1s 1m"):
+        load_settings(env={"TRADEFLOW_TIMEFRAMES": "1m,2m"}, check_exchange=True)
+
+
+def test_cli_reports_bad_config_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    path = write(tmp_path, "exchange:\n  id: binanse\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--config", str(path), "config",
+         "--check-exchange"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "exchange.id = 'binanse'" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_profile_given_as_a_strategy_names_the_missing_keys_in_one_short_line(
+        tmp_path: Path) -> None:
+    from tradeflow.strategy import load_strategy
+
+    with pytest.raises(ConfigError) as info:
+        load_strategy("config/default.yaml")
+    message = str(info.value)
+    assert message == ("config error (config/default.yaml): features: required key missing "
+                       "(a strategy file looks like config/strategies/meanrev_xgb.yaml)")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("symbols: [BTC/USDT]\n")
+    with pytest.raises(ConfigError, match=r"bare.yaml\): features: required key missing"):
+        load_strategy(bare)
