@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cli.profile import load_profile
 from cli.supervisor import (
     ROOT,
     Services,
@@ -29,7 +30,7 @@ from cli.supervisor import (
     start_simulator,
     start_worker,
 )
-from tradeflow.config import Settings, load_settings
+from tradeflow.config import Settings
 from tradeflow.errors import UserError
 
 DEMO_PROFILE = ROOT / "config" / "demo.yaml"
@@ -68,7 +69,7 @@ class _Stage:
 def run_demo(*, profile: Path = DEMO_PROFILE, trade_candles: int = 60, keep: bool = False,
              say: Callable[[str], None] = print) -> DemoReport:
     """Run the demo end to end; returns the report (``say`` prints progress)."""
-    settings = load_settings(profile, env={k: v for k, v in os.environ.items()
+    settings = load_profile(str(profile), env={k: v for k, v in os.environ.items()
                                            if not k.startswith("TRADEFLOW_")})
     data = settings.data_dir.resolve()
     if ROOT / "data" not in (data, *data.parents):

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for noisy in ("httpx", "httpcore", "urllib3", "alembic", "mlflow", "asyncio",
                       "great_expectations"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    from tradeflow.config import ConfigError
+    from tradeflow.config_files import ConfigError
     from tradeflow.errors import UserError
 
     try:

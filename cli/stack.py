@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cli.profile import Profile
 from cli.supervisor import (
     ROOT,
     Services,
@@ -37,7 +38,7 @@ def services_for(settings: Settings) -> Services:
     return Services(settings.data_dir / "services")
 
 
-def up(settings: Settings, profile: Path, *, say: Callable[[str], None] = print) -> dict[str, str]:
+def up(settings: Profile, profile: Path, *, say: Callable[[str], None] = print) -> dict[str, str]:
     """Start everything that is not already running; returns the URLs."""
     services = services_for(settings)
     data = settings.data_dir.resolve()

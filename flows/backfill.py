@@ -20,6 +20,7 @@ from tasks.market import (
 )
 from tradeflow.config import Settings, load_settings
 from tradeflow.exchange.ccxt_client import ExchangeClient
+from tradeflow.exchange.checks import check_against_exchange
 from tradeflow.market.backfill import SeriesFailed, SeriesReport
 from tradeflow.market.fanout import SeriesJob, outcome_report, plan_fanout
 from tradeflow.market.service import (
@@ -56,7 +57,8 @@ async def backfill(
         overrides["symbols"] = symbols
     if timeframes:
         overrides["timeframes"] = timeframes
-    settings = load_settings(config, overrides=overrides, check_exchange=True)
+    settings = load_settings(config, overrides=overrides)
+    check_against_exchange(settings)
     request = BackfillRequest(days, since, timerange, recheck_unfillable)
     check_request(request)
     if settings.backfill.task_runner == "dask":

@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from tradeflow.config import load_settings
+from tradeflow.exchange.checks import check_against_exchange
 from trader.app import run_trader
 
 
@@ -14,7 +15,8 @@ async def trader(strategy: str = "config/strategies/meanrev_xgb.yaml", mode: str
                  config: str | None = None, max_candles: int | None = None,
                  resume_halted: bool = False) -> dict[str, object]:
     """Trade until cancelled (or ``max_candles``); publish a summary of the run."""
-    settings = load_settings(config, check_exchange=True)
+    settings = load_settings(config)
+    check_against_exchange(settings)
     summary = await run_trader(settings, strategy, mode=mode, max_candles=max_candles,
                                resume_halted=resume_halted)
     create_markdown_artifact(markdown=summary.markdown(), key="trader-run",

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
-from simulator.settings import SimulatorSettings
+from tradeflow.config_files import (
+    ConfigError,
+    Frozen,
+    config_error,
+    display_path,
+    one_or_many,
+    read_yaml,
+)
+from tradeflow.symbols import Symbols
 
 ENV_PREFIX = "TRADEFLOW_"
 ENV_CONFIG_PATH = "TRADEFLOW_CONFIG"
@@ -33,28 +33,9 @@ ENV_CONFIG_PATH = "TRADEFLOW_CONFIG"
 _ENV_NOT_CONFIG = {ENV_CONFIG_PATH, "TRADEFLOW_LIVE_CONFIRM", "TRADEFLOW_REQUIRE_POSTGRES",
                    "TRADEFLOW_REQUIRE_CHROMIUM", "TRADEFLOW_TEST_POSTGRES_URL"}
 _SECRET_KEYS = {("exchange", "api_key"), ("exchange", "api_secret")}
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,12}/[A-Z0-9]{2,12}$")
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PACKAGE_ROOT / "config" / "default.yaml"
-
-
-class ConfigError(Exception):
-    """Bad configuration; ``str()`` is the one line shown to the user."""
-
-    MISSING: Any = object()  # ``value`` of a key that is absent
-
-    def __init__(self, key: str, value: Any, allowed: str, source: str | None = None) -> None:
-        where = f" ({source})" if source else ""
-        shown = "" if value is ConfigError.MISSING else f" = {value!r}"
-        super().__init__(f"config error{where}: {key}{shown}: {allowed}")
-        self.key, self.value, self.allowed = key, value, allowed
-
-
-class Frozen(BaseModel):
-    """Base of every settings model: immutable, unknown keys rejected."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class ExchangeSettings(Frozen):
@@ -199,10 +180,12 @@ class Settings(Frozen):
     """The whole resolved configuration of one tradeflow profile."""
 
     data_dir: Path = Path("data")
-    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+    symbols: Symbols = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
     timeframes: tuple[str, ...] = ("1m", "5m", "1h")
     exchange: ExchangeSettings = ExchangeSettings()
-    simulator: SimulatorSettings = SimulatorSettings()
+    # The simulator's own section, kept as written: the simulator checks it with its own model
+    # when the command line loads the profile (cli/profile.py); the core does not depend on it.
+    simulator: dict[str, Any] = Field(default_factory=dict)
     store: StoreSettings = StoreSettings()
     backfill: BackfillSettings = BackfillSettings()
     mlflow: MlflowSettings = MlflowSettings()
@@ -212,20 +195,14 @@ class Settings(Frozen):
     validation: ValidationSettings = ValidationSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("symbols", "timeframes", mode="before")
+    @field_validator("timeframes", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
-        # "BTC/USDT" or "BTC/USDT, ETH/USDT" (environment overrides) mean a list.
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        return value
+        return one_or_many(value)
 
     @field_validator("symbols")
     @classmethod
-    def _symbols_ok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for symbol in value:
-            if not SYMBOL_RE.match(symbol):
-                raise ValueError(f"symbol {symbol!r} is malformed; allowed: BASE/QUOTE in capitals")
+    def _symbols_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if len(set(value)) != len(value):
             raise ValueError("symbols must be unique")
         return value
@@ -265,22 +242,26 @@ class Settings(Frozen):
         return str(self.data_dir / self.store.path)
 
 
+S = TypeVar("S", bound=Settings)
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
     overrides: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
-    check_exchange: bool = False,
-) -> Settings:
+    model: type[S] = Settings,  # type: ignore[assignment]
+) -> S:
     """Build settings from a YAML profile, the environment and explicit overrides.
 
-    ``path`` defaults to ``$TRADEFLOW_CONFIG`` or ``config/default.yaml``. ``check_exchange``
-    also checks the exchange id and timeframes against ccxt (imports ccxt, ~2 s).
-    Raises :class:`ConfigError` with a one-line message on any problem.
+    ``path`` defaults to ``$TRADEFLOW_CONFIG`` or ``config/default.yaml``. ``model`` may be a
+    subclass of :class:`Settings` that checks more sections (the command line's profile also
+    checks the simulator's). Raises :class:`ConfigError` with a one-line message on any
+    problem. :func:`tradeflow.exchange.checks.check_against_exchange` checks the exchange.
     """
     env = dict(os.environ if env is None else env)
     source = Path(path or env.get(ENV_CONFIG_PATH) or DEFAULT_CONFIG)
-    data = _read_yaml(source)
+    data = read_yaml(source, "config")
     for secret in _SECRET_KEYS:
         if _dig(data, secret) is not None:
             key = ".".join(secret)
@@ -296,51 +277,9 @@ def load_settings(
     if overrides:
         _merge(data, overrides)
     try:
-        settings = Settings.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise _to_config_error(exc, _display(source), from_env) from None
-    if check_exchange:
-        check_against_exchange(settings)
-    return settings
-
-
-def check_against_exchange(settings: Settings) -> None:
-    """Check exchange id and timeframes against what ccxt knows of the exchange."""
-    from tradeflow.exchange import ccxt_client
-
-    ids = ccxt_client.exchange_ids()
-    if settings.exchange.id not in ids:
-        close = [i for i in ids if i.startswith(settings.exchange.id[:3])][:5]
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(
-            "exchange.id",
-            settings.exchange.id,
-            f"not a ccxt exchange; allowed: ccxt.exchanges{hint}",
-        )
-    available = ccxt_client.exchange_timeframes(settings.exchange.id)
-    for tf in settings.timeframes:
-        if tf not in available:
-            raise ConfigError(
-                "timeframes",
-                tf,
-                f"{settings.exchange.id} has no such timeframe; allowed: {' '.join(available)}",
-            )
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError("config", str(path), f"cannot read file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError("config", str(path), f"not valid YAML{line}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("config", str(path), "must be a mapping of keys to values")
-    return data
+        raise _to_config_error(exc, model, display_path(source), from_env) from None
 
 
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
@@ -384,21 +323,15 @@ def _dig(data: Any, keys: tuple[str, ...]) -> Any:
     return data
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _to_config_error(exc: ValidationError, source: str, from_env: dict[str, Any]) -> ConfigError:
+def _to_config_error(exc: ValidationError, model: type[Settings], source: str,
+                     from_env: dict[str, Any]) -> ConfigError:
     loc = [str(p) for p in exc.errors()[0]["loc"]]
     # Name the environment variable when the bad value came from one.
     for depth in range(len(loc), 0, -1):
         if _dig(from_env, tuple(loc[:depth])) is not None:
             source = "$" + ENV_PREFIX + "__".join(loc[:depth]).upper()
             break
-    return config_error(exc, Settings, source, redact=_redact)
+    return config_error(exc, model, source, redact=_redact)
 
 
 def _redact(loc: list[str], value: Any) -> Any:
@@ -407,37 +340,3 @@ def _redact(loc: list[str], value: Any) -> Any:
     if isinstance(value, str):
         return _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
     return value
-
-
-def config_error(exc: ValidationError, model: type[BaseModel], source: str | None, *,
-                 hint: str = "", redact: Callable[[list[str], Any], Any] | None = None
-                 ) -> ConfigError:
-    """pydantic's first error as the one :class:`ConfigError` line shown to the user.
-
-    Missing keys are named together (with ``hint``); an unknown key lists the allowed ones.
-    """
-    errors = exc.errors()
-    err = errors[0]
-    loc = [str(p) for p in err["loc"]]
-    key = ".".join(loc)
-    if err["type"] == "missing":
-        missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
-        plural = "s" if len(missing) > 1 else ""
-        return ConfigError(", ".join(missing), ConfigError.MISSING,
-                           f"required key{plural} missing{hint}", source)
-    value = err.get("input") if redact is None else redact(loc, err.get("input"))
-    if err["type"] == "extra_forbidden":
-        allowed = sorted(_model_at(model, [p for p in loc[:-1] if not p.isdigit()]).model_fields)
-        return ConfigError(key, value, f"unknown key; allowed: {', '.join(allowed)}", source)
-    return ConfigError(key, value, err["msg"].removeprefix("Value error, "), source)
-
-
-def _model_at(model: type[BaseModel], path: list[str]) -> type[BaseModel]:
-    for part in path:
-        field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            break
-    return model

@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from tradeflow.config import SYMBOL_RE, ConfigError, Frozen, _display, config_error
+from tradeflow.config_files import Frozen, config_error, display_path, read_yaml
+from tradeflow.symbols import Symbols
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -155,7 +155,7 @@ class StrategySettings(Frozen):
     """One strategy: ``config/strategies/<name>.yaml``."""
 
     name: str
-    symbols: tuple[str, ...]
+    symbols: Symbols
     timeframe: str = "1m"
     features: tuple[FeatureSpec, ...]
     label: LabelSettings = LabelSettings()
@@ -176,21 +176,11 @@ class StrategySettings(Frozen):
             raise ValueError("allowed: lower-case letters, digits, '_' and '-', up to 64")
         return value
 
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        return value
-
     @field_validator("symbols")
     @classmethod
     def _symbols_ok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("at least one symbol is needed")
-        for symbol in value:
-            if not SYMBOL_RE.match(symbol):
-                raise ValueError(f"symbol {symbol!r} is malformed; allowed: BASE/QUOTE in capitals")
         return value
 
     @field_validator("timeframe")
@@ -218,17 +208,10 @@ def load_strategy(path: str | Path) -> StrategySettings:
     if not path.exists() and not path.suffix:
         candidate = Path("config/strategies") / f"{path}.yaml"
         path = candidate if candidate.exists() else path
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError("strategy", str(path), f"cannot read file ({exc.strerror})") from None
-    except yaml.YAMLError:
-        raise ConfigError("strategy", str(path), "not valid YAML") from None
-    if not isinstance(data, dict):
-        raise ConfigError("strategy", str(path), "must be a mapping of keys to values")
+    data = read_yaml(path, "strategy")
     data.setdefault("name", path.stem)
     try:
         return StrategySettings.model_validate(data)
     except ValidationError as exc:
-        raise config_error(exc, StrategySettings, _display(path), hint=" (a strategy file looks "
-                           "like config/strategies/meanrev_xgb.yaml)") from None
+        hint = " (a strategy file looks like config/strategies/meanrev_xgb.yaml)"
+        raise config_error(exc, StrategySettings, display_path(path), hint=hint) from None

@@ -133,7 +133,7 @@ def test_scale_profile_points_every_shared_store_at_postgres() -> None:
 
 
 def test_prefect_database_url_needs_an_async_driver_and_no_password() -> None:
-    from tradeflow.config import ConfigError
+    from tradeflow.config_files import ConfigError
 
     with pytest.raises(ConfigError, match="prefect.database_url.*async driver"):
         scale_settings(prefect={"database_url": "postgresql://postgres@db/prefect"})

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tradeflow.config import ConfigError, load_settings
+from tradeflow.config import load_settings
+from tradeflow.config_files import ConfigError
+from tradeflow.exchange.checks import check_against_exchange
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -90,9 +92,9 @@ def test_error_names_the_environment_variable_it_came_from() -> None:
 
 def test_exchange_checks_against_ccxt() -> None:
     with pytest.raises(ConfigError, match="not a ccxt exchange.*binance"):
-        load_settings(env={"TRADEFLOW_EXCHANGE__ID": "binanse"}, check_exchange=True)
+        check_against_exchange(load_settings(env={"TRADEFLOW_EXCHANGE__ID": "binanse"}))
     with pytest.raises(ConfigError, match="binance has no such timeframe; allowed: 1s 1m"):
-        load_settings(env={"TRADEFLOW_TIMEFRAMES": "1m,2m"}, check_exchange=True)
+        check_against_exchange(load_settings(env={"TRADEFLOW_TIMEFRAMES": "1m,2m"}))
 
 
 def test_cli_reports_bad_config_in_one_line_with_exit_code_2(tmp_path: Path) -> None:

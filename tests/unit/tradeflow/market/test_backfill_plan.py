@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from tradeflow.config import ConfigError, ExchangeSettings, load_settings
+from tradeflow.config import ExchangeSettings, load_settings
+from tradeflow.config_files import ConfigError
 from tradeflow.exchange.ccxt_client import ExchangeClient
 from tradeflow.market.backfill import Window
 from tradeflow.market.fanout import plan_jobs
