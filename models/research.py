@@ -260,7 +260,7 @@ def load_strategy_candles(store: MarketStore, exchange: str, strategy: StrategyS
     window flags, e.g. ``--timerange 20240101-20240301``).
     """
     from tradeflow.contracts.schemas import ContractError
-    from tradeflow.validation.quarantine import load_clean_candles
+    from tradeflow.market.quarantine import load_clean_candles
 
     tf = strategy.timeframe
     start = None if window is None else window.start

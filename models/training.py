@@ -137,7 +137,7 @@ def load_candles(store: MarketStore, exchange: str, strategy: StrategySettings, 
     Quarantined candles are left out (``tradeflow.validation.load_clean_candles``).
     """
     from tradeflow.contracts.schemas import ContractError
-    from tradeflow.validation.quarantine import load_clean_candles
+    from tradeflow.market.quarantine import load_clean_candles
 
     out: dict[str, pd.DataFrame] = {}
     for symbol in strategy.symbols:

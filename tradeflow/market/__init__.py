@@ -1,1 +1,1 @@
-"""Market data: the DuckDB store, gap detection, backfill and bulk import."""
+"""Market data: the DuckDB store and its quarantine, gap detection, backfill, import."""

@@ -31,8 +31,8 @@ from tradeflow.contracts.schemas import check_candles
 from tradeflow.errors import UsageError
 from tradeflow.exchange.types import ExchangeError
 from tradeflow.market.gaps import find_gaps, subtract_ranges
+from tradeflow.market.quarantine import quarantine_rows
 from tradeflow.market.store import MarketStore, SeriesKey
-from tradeflow.validation.quarantine import quarantine_rows
 
 log = logging.getLogger(__name__)
 

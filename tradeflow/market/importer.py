@@ -24,8 +24,8 @@ import pandas as pd
 
 from tradeflow import timeframes
 from tradeflow.contracts.schemas import check_candles
+from tradeflow.market.quarantine import quarantine_failures
 from tradeflow.market.store import MarketStore, SeriesKey
-from tradeflow.validation.quarantine import quarantine_failures
 
 KLINE_COLUMNS = [
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",

@@ -1,6 +1,6 @@
-"""Data validation: pandera contracts at the borders, a Great Expectations suite, quarantine.
+"""Data validation runs: the Great Expectations suite, statistics, reports and Data Docs.
 
-Hard rules (a candle that cannot be a real market print) send rows to the
-``candles_quarantine`` table; soft rules (statistical oddities) are warnings in the report.
-Nothing is repaired in place.
+The rules and pandera schemas they check live in :mod:`tradeflow.contracts`; candles that
+break a hard rule go to the store's quarantine (:mod:`tradeflow.market.quarantine`); soft
+rules (statistical oddities) are warnings in the report. Nothing is repaired in place.
 """

@@ -22,9 +22,9 @@ from tradeflow import timeframes
 from tradeflow.config import Settings, ValidationSettings
 from tradeflow.contracts.rules import RULES
 from tradeflow.contracts.schemas import CANDLE_COLUMNS, check_candles
+from tradeflow.market.quarantine import quarantine_failures
 from tradeflow.market.store import MarketStore, SeriesKey
 from tradeflow.validation import gx_suite
-from tradeflow.validation.quarantine import quarantine_failures
 from tradeflow.validation.report import (
     REPORT_RULES,
     RuleResult,

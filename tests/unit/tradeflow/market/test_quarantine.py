@@ -13,12 +13,12 @@ from tradeflow import timeframes
 from tradeflow.contracts.schemas import ContractError, check_candles
 from tradeflow.market.backfill import Window, backfill_series, coverage_frame
 from tradeflow.market.importer import import_file
-from tradeflow.market.store import MarketStore, SeriesKey
-from tradeflow.validation.quarantine import (
+from tradeflow.market.quarantine import (
     load_clean_candles,
     quarantine_failures,
     quarantine_rows,
 )
+from tradeflow.market.store import MarketStore, SeriesKey
 
 MIN = 60_000
 DAY = 86_400_000
