@@ -1,36 +1,39 @@
 """The ``backfill`` flow: one task per (symbol, timeframe) series, bounded concurrency.
 
-``backfill.task_runner`` picks how the series run. ``local``: all in this flow run's event
-loop, sharing one rate-limited exchange client. ``dask``: the ``backfill-fanout`` subflow
-runs one self-contained task per series on a DaskTaskRunner (other processes or hosts).
+The series, window and bounds come from the backfill plan; the one bounded runner runs them.
+``backfill.task_runner`` picks where a series runs. ``local``: as a task in this flow run's
+event loop, all sharing one rate-limited exchange client. ``dask``: the ``backfill-fanout``
+subflow runs one self-contained task per series on a DaskTaskRunner (other processes or
+hosts), each with its share of the request rate.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from prefect import flow, get_run_logger
 
 from tasks.market import (
     backfill_job_task,
-    backfill_series_task,
     dask_task_runner,
     publish_coverage,
+    series_report_task,
     submit_bounded,
 )
 from tradeflow.config import Settings, load_settings
 from tradeflow.exchange.ccxt_client import ExchangeClient
 from tradeflow.exchange.checks import check_against_exchange
-from tradeflow.market.backfill import SeriesFailed, SeriesReport
-from tradeflow.market.fanout import SeriesJob, outcome_report, plan_fanout
-from tradeflow.market.service import (
+from tradeflow.market.backfill import SeriesReport, run_bounded
+from tradeflow.market.backfill_plan import (
     BackfillRequest,
+    SeriesJob,
     check_request,
-    exchange_now,
-    open_store,
-    prepare_window,
-    series_keys,
+    plan_backfill,
+    plan_with_own_client,
 )
+from tradeflow.market.backfill_run import outcome_report
+from tradeflow.market.store import open_store
 
 
 class BackfillFailed(RuntimeError):
@@ -77,27 +80,17 @@ async def backfill(
 
 async def _in_one_loop(settings: Settings, request: BackfillRequest) -> list[SeriesReport]:
     store = open_store(settings)
-    sem = asyncio.Semaphore(settings.backfill.concurrency)
     async with ExchangeClient(settings.exchange) as client:
-        now_ms = await exchange_now(client, settings)
-        window = prepare_window(request, settings, now_ms, store, get_run_logger().info)
-
-        async def one(key):  # noqa: ANN001, ANN202
-            async with sem:
-                state = await backfill_series_task(client, store, key, window, now_ms,
-                                                   settings.backfill.page_limit,
-                                                   return_state=True)
-            result = await state.result(raise_on_failure=False)
-            return result.report if isinstance(result, SeriesFailed) else result
-
-        return list(await asyncio.gather(*(one(k) for k in series_keys(settings))))
+        plan = await plan_backfill(settings, request, client, store, get_run_logger().info)
+        one = partial(series_report_task, client, store, plan)
+        return await run_bounded(plan.keys, one, plan.concurrency)
 
 
 async def _fanned_out(settings: Settings, request: BackfillRequest) -> list[SeriesReport]:
-    jobs = await plan_fanout(settings, request, get_run_logger().info)
+    plan = await plan_with_own_client(settings, request, get_run_logger().info)
     fanout = backfill_fanout.with_options(task_runner=dask_task_runner(settings.backfill))
     # The subflow blocks while it waits for the cluster; keep this flow's event loop free.
-    return await asyncio.to_thread(fanout, jobs, settings.backfill.concurrency)
+    return await asyncio.to_thread(fanout, list(plan.jobs), plan.concurrency)
 
 
 @flow(name="backfill-fanout", validate_parameters=False)

@@ -15,7 +15,8 @@ from flows.promote import promote
 from flows.train import train
 from flows.validate import validate
 from tradeflow.config import load_settings
-from tradeflow.market.service import open_store, stored_end
+from tradeflow.market.gaps import stored_end
+from tradeflow.market.store import open_store
 from tradeflow.strategy import load_strategy
 
 

@@ -18,7 +18,7 @@ from tasks.training import (
     publish_promotion_artifact,
 )
 from tradeflow.config import load_settings
-from tradeflow.market.service import open_store
+from tradeflow.market.store import open_store
 from tradeflow.strategy import load_strategy
 
 

@@ -13,7 +13,7 @@ from tasks.training import (
     train_and_log_task,
 )
 from tradeflow.config import load_settings
-from tradeflow.market.service import open_store
+from tradeflow.market.store import open_store
 from tradeflow.strategy import load_strategy
 
 

@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 
 from tasks.validation import check_series_task, gx_suite_task, publish_validation_report
 from tradeflow.config import load_settings
-from tradeflow.market.service import open_store
+from tradeflow.market.store import open_store
 from tradeflow.validation.run import plan_validation
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, as_completed, wait
+from prefect.futures import PrefectFuture
 
 from tradeflow.config import BackfillSettings
 from tradeflow.market.backfill import (
@@ -19,8 +20,10 @@ from tradeflow.market.backfill import (
     Window,
     backfill_series,
     coverage_markdown,
+    run_bounded,
 )
-from tradeflow.market.fanout import SeriesJob, dask_cluster_kwargs, run_job
+from tradeflow.market.backfill_plan import BackfillPlan, SeriesJob
+from tradeflow.market.backfill_run import dask_cluster_kwargs, run_job
 from tradeflow.market.store import MarketStore, SeriesKey
 
 
@@ -36,6 +39,15 @@ async def backfill_series_task(client: Any, store: MarketStore, key: SeriesKey, 
                                now_ms: int, page_limit: int) -> SeriesReport:
     """Bring one (symbol, timeframe) series up to date."""
     return await backfill_series(client, store, key, window, now_ms, page_limit=page_limit)
+
+
+async def series_report_task(client: Any, store: MarketStore, plan: BackfillPlan,
+                             key: SeriesKey) -> SeriesReport:
+    """:func:`backfill_series_task` of one planned series; its report, failed or not."""
+    state = await backfill_series_task(client, store, key, plan.window, plan.now_ms,
+                                       plan.page_limit, return_state=True)
+    result = await state.result(raise_on_failure=False)
+    return result.report if isinstance(result, SeriesFailed) else result
 
 
 @task(name="backfill-series-job", task_run_name="backfill {job}", retries=2,
@@ -60,22 +72,16 @@ def publish_coverage(reports: list[SeriesReport], store_path: str) -> str:
 
 
 def submit_bounded(job_task: Any, jobs: Sequence[Any], limit: int) -> list[PrefectFuture[Any]]:
-    """Submit ``job_task(job)`` for every job to the flow's task runner, never more than
-    ``limit`` unfinished at once; returns the futures, in job order, all finished.
+    """Submit ``job_task(job)`` for every job to the flow's task runner through the one
+    bounded runner (never more than ``limit`` unfinished); the futures, in job order, all
+    finished. Called from a synchronous flow, which has no event loop of its own."""
 
-    A task runner spanning a cluster would otherwise start every series at once; the
-    exchange's rate limit is what bounds a backfill, not the number of workers.
-    """
-    futures: list[PrefectFuture[Any]] = []
-    running: set[PrefectFuture[Any]] = set()
-    for job in jobs:
-        while len(running) >= limit:
-            running.discard(next(as_completed(list(running))))
+    async def submit(job: Any) -> PrefectFuture[Any]:
         future = job_task.submit(job)
-        futures.append(future)
-        running.add(future)
-    wait(futures)
-    return futures
+        await asyncio.to_thread(future.wait)
+        return future
+
+    return asyncio.run(run_bounded(jobs, submit, limit))
 
 
 def dask_task_runner(backfill: BackfillSettings) -> Any:

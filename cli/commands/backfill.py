@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from cli.profile import settings_from
-    from tradeflow.market.service import BackfillRequest, check_request, run_backfill
+    from tradeflow.market.backfill_plan import BackfillRequest, check_request
+    from tradeflow.market.backfill_run import run_backfill
 
     overrides: dict[str, object] = {}
     if args.symbols:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     check_request(request)
     settings = settings_from(args, check_exchange=True, overrides=overrides)
     if settings.backfill.task_runner == "dask":
-        from tradeflow.market.fanout import run_backfill_on_dask
+        from tradeflow.market.backfill_run import run_backfill_on_dask
 
         outcome = run_backfill_on_dask(settings, request)
     else:

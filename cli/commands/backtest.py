@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.profile import settings_from
     from models.research import parse_model_choice, report_dir, run_strategy_backtest
     from tradeflow.backtest.report import format_metrics, write_report
-    from tradeflow.market.service import open_store
+    from tradeflow.market.store import open_store
     from tradeflow.strategy import load_strategy
 
     now_ms = int(time.time() * 1000)

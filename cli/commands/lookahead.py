@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.profile import settings_from
     from models.research import SIGNAL_COLUMNS, check_strategy, parse_model_choice, prepare
     from tradeflow.errors import UsageError
-    from tradeflow.market.service import open_store
+    from tradeflow.market.store import open_store
     from tradeflow.strategy import load_strategy
 
     if args.samples < 1:

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from models.promotion import run_promotion
     from models.registry import configure_tracking
     from models.training import resolve_end
-    from tradeflow.market.service import open_store
+    from tradeflow.market.store import open_store
     from tradeflow.strategy import load_strategy
 
     settings = settings_from(args)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.profile import settings_from
     from models.tracking import run_training
     from models.training import resolve_end
-    from tradeflow.market.service import open_store
+    from tradeflow.market.store import open_store
     from tradeflow.strategy import load_strategy
 
     settings = settings_from(args)

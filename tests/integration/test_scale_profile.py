@@ -29,7 +29,7 @@ from tests.fixtures.prefect import prefect_env, running_server
 from tests.fixtures.simulator import SimFactory
 from tradeflow.config import Settings, load_settings
 from tradeflow.market.backfill import SeriesReport
-from tradeflow.market.fanout import JobFailed
+from tradeflow.market.backfill_run import JobFailed
 from tradeflow.market.store import MarketStore, SeriesKey
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +108,7 @@ def mlflow_uri(fresh_database: Callable[[str], sa.URL]) -> Iterator[str]:
 # -- (a) the profile ---------------------------------------------------------------------------
 
 def test_scale_profile_points_every_shared_store_at_postgres() -> None:
-    from tradeflow.market.fanout import dask_cluster_kwargs
+    from tradeflow.market.backfill_run import dask_cluster_kwargs
 
     s = scale_settings()
     assert s.ledger_url.startswith("postgresql+psycopg://")

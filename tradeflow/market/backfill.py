@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,8 @@ NO_PRICES = "exchange returned these candles without prices (see the quarantine)
 # Pages buffered before a store write: fewer, larger transactions, little lost on a kill.
 FLUSH_PAGES = 20
 MAX_GAP_PASSES = 3
+Job = TypeVar("Job")
+Result = TypeVar("Result")
 
 
 class OhlcvSource(Protocol):
@@ -372,24 +374,44 @@ def summarise(store: MarketStore, report: SeriesReport) -> SeriesReport:
     return report
 
 
-async def backfill_many(source: OhlcvSource, store: MarketStore, keys: list[SeriesKey],
+async def run_bounded(jobs: Sequence[Job], run: Callable[[Job], Awaitable[Result]], limit: int,
+                      *, done: Callable[[Job, Result], object] | None = None) -> list[Result]:
+    """``await run(job)`` for every job, at most ``limit`` at once; results in job order.
+
+    The one bounded-concurrency loop of the backfill, whatever runs one series: a coroutine
+    in this event loop (:func:`backfill_many`), a Prefect task run, or a Dask future.
+    ``done(job, result)`` is called as each finishes (progress lines). A task runner that
+    spans a cluster would otherwise start every series at once: the exchange's rate limit is
+    what bounds a backfill, not the number of workers.
+    """
+    gate = asyncio.Semaphore(max(1, limit))
+
+    async def one(job: Job) -> Result:
+        async with gate:
+            result = await run(job)
+        if done is not None:
+            done(job, result)
+        return result
+
+    return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+
+async def backfill_many(source: OhlcvSource, store: MarketStore, keys: Sequence[SeriesKey],
                         window: Window, now_ms: int, *, concurrency: int = 3,
                         page_limit: int = 1000, progress: ProgressFn | None = None,
                         empty_retry_delay: float = 0.5) -> list[SeriesReport]:
     """Backfill several series, at most ``concurrency`` at once, sharing one rate-limited
     client; a failed series is reported and the others complete."""
-    sem = asyncio.Semaphore(concurrency)
 
     async def one(key: SeriesKey) -> SeriesReport:
-        async with sem:
-            try:
-                return await backfill_series(source, store, key, window, now_ms,
-                                             page_limit=page_limit, progress=progress,
-                                             empty_retry_delay=empty_retry_delay)
-            except SeriesFailed as exc:
-                return exc.report
+        try:
+            return await backfill_series(source, store, key, window, now_ms,
+                                         page_limit=page_limit, progress=progress,
+                                         empty_retry_delay=empty_retry_delay)
+        except SeriesFailed as exc:
+            return exc.report
 
-    return list(await asyncio.gather(*(one(k) for k in keys)))
+    return await run_bounded(keys, one, concurrency)
 
 
 def coverage_frame(reports: list[SeriesReport]) -> pd.DataFrame:

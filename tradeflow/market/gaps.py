@@ -107,3 +107,19 @@ def subtract_ranges(gaps: pd.DataFrame, known: list[tuple[int, int]]) -> pd.Data
         for s, e in zip(gaps["start_time"], gaps["end_time"], strict=True)
     ]
     return gaps[keep].reset_index(drop=True)
+
+
+def stored_end(store: MarketStore, exchange: str, symbols: tuple[str, ...] | list[str],
+               timeframe: str) -> int | None:
+    """End of the history every symbol has: the close of the earliest last candle.
+
+    Training and promotion windows end here, so they agree with what was backfilled even
+    when the exchange's clock runs ahead of the wall clock (the accelerated simulator).
+    """
+    lasts = []
+    for symbol in symbols:
+        bounds = store.bounds(SeriesKey(exchange, symbol, timeframe))
+        if bounds is None:
+            return None
+        lasts.append(bounds[1])
+    return timeframes.next_open(min(lasts), timeframe)

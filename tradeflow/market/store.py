@@ -29,12 +29,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from tradeflow.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -461,6 +464,11 @@ class MarketStore:
         """A read connection for the length of a ``with`` block (gap scans, coverage)."""
         with self._connect() as con:
             yield con
+
+
+def open_store(settings: Settings) -> MarketStore:
+    """The market store of a profile (``store.path`` under ``data_dir``, by default)."""
+    return MarketStore(settings.store_path, lock_retries=settings.store.lock_retries)
 
 
 def _split_series(frame: pd.DataFrame, exchange: str | None, symbol: str | None,

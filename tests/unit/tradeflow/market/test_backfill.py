@@ -20,7 +20,7 @@ from tradeflow.market.backfill import (
     backfill_series,
     parse_window,
 )
-from tradeflow.market.service import forget_unfillable
+from tradeflow.market.backfill_plan import forget_unfillable
 from tradeflow.market.store import MarketStore, SeriesKey
 
 MIN = 60_000

@@ -10,7 +10,7 @@ from tradeflow.config import ExchangeSettings, load_settings
 from tradeflow.config_files import ConfigError
 from tradeflow.exchange.ccxt_client import ExchangeClient
 from tradeflow.market.backfill import Window
-from tradeflow.market.fanout import plan_jobs
+from tradeflow.market.backfill_plan import plan_jobs
 
 
 def limiter(settings: ExchangeSettings) -> tuple[float, float]:
