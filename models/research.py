@@ -17,8 +17,8 @@ commands only parse arguments and print):
   symbols).
 * :func:`signal_compute` and :func:`check_symbol`: the look-ahead check of the features and the
   signal (probability and target position) on truncated histories, and of the decisions and
-  equity on prefixes (:func:`models.lookahead.check_lookahead`,
-  :func:`tradeflow.backtest.lookahead.lookahead_check`).
+  equity on prefixes (:func:`tradeflow.backtest.lookahead.check_lookahead`,
+  :func:`tradeflow.backtest.lookahead.check_backtest_lookahead`).
 
 The momentum baseline learns one number per symbol, the scale of its input, and learns it from
 the first ``warmup`` loaded candles of that symbol: their probabilities are NaN (the features
@@ -44,15 +44,16 @@ from models.estimators import (
     momentum_returns,
 )
 from models.features import FeaturePipeline
-from models.lookahead import LookaheadResult, check_lookahead
 from models.pyfunc import POOLED, CandleModel
 from tradeflow import timeframes
 from tradeflow.backtest import (
+    BacktestLookahead,
     BacktestResult,
-    LookaheadReport,
+    LookaheadResult,
     backtest_strategy,
     backtest_strategy_portfolio,
-    lookahead_check,
+    check_backtest_lookahead,
+    check_lookahead,
 )
 from tradeflow.backtest.engine import strategy_targets
 from tradeflow.config import Settings
@@ -393,7 +394,7 @@ class SymbolCheck:
     symbol: str
     open_time: np.ndarray
     columns: LookaheadResult
-    decisions: LookaheadReport
+    decisions: BacktestLookahead
 
     @property
     def ok(self) -> bool:
@@ -438,7 +439,7 @@ def check_symbol(symbol: str, candles: pd.DataFrame, compute: Compute,
     def make_target(c: pd.DataFrame) -> np.ndarray:
         return compute(c)["target"].to_numpy(dtype=np.float64)
 
-    decisions = lookahead_check(
+    decisions = check_backtest_lookahead(
         candles, make_target, prefixes=samples, costs=strategy.costs, exits=strategy.exits,
         allow_short=strategy.signal.allow_short, risk=strategy.risk)
     return SymbolCheck(symbol, candles["open_time"].to_numpy(dtype=np.int64), columns, decisions)

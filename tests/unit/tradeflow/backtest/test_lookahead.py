@@ -12,9 +12,9 @@ import pytest
 from models.families import compute_feature, resolve
 from models.features import FeaturePipeline, available_features, bars_from_frame
 from models.higher_timeframe import resample
-from models.lookahead import check_lookahead, sample_points
 from tests.unit.models.test_features_support import MINUTE_MS, T0, random_walk_candles, with_gap
 from tradeflow import timeframes
+from tradeflow.backtest.lookahead import check_lookahead, sample_points
 
 # Every family, the higher timeframe over every family it accepts.
 ALL_FEATURES: list[str | dict[str, Any]] = [

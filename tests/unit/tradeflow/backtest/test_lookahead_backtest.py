@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tradeflow.backtest.lookahead import lookahead_check
+from tradeflow.backtest.lookahead import check_backtest_lookahead
 from tradeflow.strategy import CostSettings, ExitSettings, SlippageSettings
 
 
@@ -37,7 +37,7 @@ def full_sample_zscore(c: pd.DataFrame) -> np.ndarray:
 def test_causal_target_and_engine_pass() -> None:
     costs = CostSettings(taker_bps=10, maker_bps=2, slippage=SlippageSettings(
         kind="volatility", bps=1, volatility_multiplier=0.3, volatility_window=15))
-    report = lookahead_check(candles(), crossover, costs=costs,
+    report = check_backtest_lookahead(candles(), crossover, costs=costs,
                              exits=ExitSettings(stop_loss_pct=1, trailing_stop_pct=1.5))
     assert report.ok, report.describe()
     assert len(report.prefixes) == 8
@@ -45,12 +45,12 @@ def test_causal_target_and_engine_pass() -> None:
 
 
 def test_leaky_targets_are_reported() -> None:
-    peek = lookahead_check(candles(), peeks_one_candle)
+    peek = check_backtest_lookahead(candles(), peeks_one_candle)
     assert not peek.ok
     # Only the last decision of a prefix can change (it needed the next close), and it does
     # whenever that close went up.
     assert set(peek.target_mismatches) <= {k - 1 for k in peek.prefixes}
     assert len(peek.target_mismatches) >= 3
-    zscore = lookahead_check(candles(), full_sample_zscore)
+    zscore = check_backtest_lookahead(candles(), full_sample_zscore)
     assert len(zscore.target_mismatches) > 10
     assert "LOOK-AHEAD" in zscore.describe()
