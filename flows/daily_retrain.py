@@ -14,10 +14,9 @@ from flows.backfill import backfill
 from flows.promote import promote
 from flows.train import train
 from flows.validate import validate
+from models.job import open_job
 from tradeflow.config import load_settings
 from tradeflow.market.gaps import stored_end
-from tradeflow.market.store import open_store
-from tradeflow.strategy import load_strategy
 
 
 @flow(name="daily-retrain", log_prints=True)
@@ -28,12 +27,13 @@ async def daily_retrain(
     validate_days: float | None = None,
 ) -> dict[str, object]:
     """Bring data up to date, check it, train a challenger and let it compete."""
-    settings = load_settings(config)
-    strat = load_strategy(strategy)
+    # No tracking here: train and promote are runs of their own and open their own jobs.
+    job = open_job(load_settings(config), strategy, tracking=False)
+    strat = job.strategy
     symbols, timeframes = list(strat.symbols), [strat.timeframe]
     await backfill(symbols=symbols, timeframes=timeframes, days=backfill_days, config=config)
     validate(symbols=symbols, timeframes=timeframes, window_days=validate_days, config=config)
-    end = stored_end(open_store(settings), settings.exchange.id, strat.symbols, strat.timeframe)
+    end = stored_end(job.store, job.exchange, strat.symbols, strat.timeframe)
     trained = train(strategy, config=config, end=end)
     decision = promote(strategy, config=config, end=end)
     get_run_logger().info("retrain done: %s v%s, %s", trained["model"], trained["version"],

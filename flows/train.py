@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from prefect import flow, get_run_logger
 
+from models.job import open_job
 from tasks.training import (
     load_training_data_task,
     publish_training_artifact,
@@ -13,8 +12,6 @@ from tasks.training import (
     train_and_log_task,
 )
 from tradeflow.config import load_settings
-from tradeflow.market.store import open_store
-from tradeflow.strategy import load_strategy
 
 
 @flow(name="train", log_prints=True)
@@ -25,19 +22,15 @@ def train(
     window_days: float | None = None,
 ) -> dict[str, object]:
     """Train a strategy's model on its rolling window and register it as a new version."""
-    from models.training import resolve_end
-
-    settings = load_settings(config)
-    strat = load_strategy(strategy)
-    end_ms = resolve_end(end, strat.timeframe, int(time.time() * 1000))
-    store = open_store(settings)
-    data = load_training_data_task(store, settings.exchange.id, strat, end_ms, window_days)
-    result = train_and_log_task(data, settings, {"end_ms": end_ms, "window_days": window_days,
-                                                 "strategy_file": strategy})
-    version = register_task(result, settings)
+    job = open_job(load_settings(config), strategy, end=end)
+    data = load_training_data_task(job.store, job.exchange, job.strategy, job.end_ms,
+                                   window_days)
+    result = train_and_log_task(data, job.settings, {
+        "end_ms": job.end_ms, "window_days": window_days, "strategy_file": strategy})
+    version = register_task(result)
     publish_training_artifact(result)
-    get_run_logger().info("registered %s v%s (run %s)", strat.model_name, version.version,
-                          result.run_id)
+    name = job.strategy.model_name
+    get_run_logger().info("registered %s v%s (run %s)", name, version.version, result.run_id)
     main = result.main.metrics()
-    return {"model": strat.model_name, "version": version.version, "run_id": result.run_id,
+    return {"model": name, "version": version.version, "run_id": result.run_id,
             "auc": main["auc"], "sharpe": main["sharpe"], "trades": int(main["trade_count"])}

@@ -175,7 +175,7 @@ def resolve_model(choice: ModelChoice, strategy: StrategySettings,
         return baseline_model(choice.value, strategy)
     from models import registry
 
-    registry.configure_tracking(settings)
+    # MLflow tracking was configured once for this run by its job (models.job.open_job).
     name = strategy.model_name
     if choice.kind == "champion":
         info = registry.champion(name)

@@ -1,6 +1,6 @@
 """Log one training to MLflow: config, params, metrics, plots, data hash and the pyfunc model.
 
-One run per training, in the experiment of the profile (:func:`models.registry.configure_tracking`).
+One run per training, in the experiment the run's job configured (:func:`models.job.open_job`).
 What a run holds:
 
 * ``config/resolved.yaml``: the whole resolved strategy, the relevant settings (secrets left
@@ -36,8 +36,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from models.job import Job
 from models.pyfunc import INPUT_COLUMNS, pip_requirements
-from models.registry import VersionInfo, configure_tracking, register_version
+from models.registry import VersionInfo, register_version
 from models.scoring import finite_metrics
 from models.training import (
     MAIN,
@@ -47,8 +48,6 @@ from models.training import (
     load_training_data,
 )
 from tradeflow.config import Settings
-from tradeflow.market.store import MarketStore
-from tradeflow.strategy import StrategySettings
 
 __all__ = ["LoggedRun", "example_input", "flatten", "log_training", "register_training",
            "resolved_config", "run_training", "train_and_log", "version_tags"]
@@ -193,13 +192,16 @@ def folds_frame(result: TrainingResult) -> pd.DataFrame:
 
 def log_training(result: TrainingResult, settings: Settings,
                  request: Mapping[str, Any] | None = None) -> LoggedRun:
-    """One MLflow run for ``result``; sets ``result.run_id`` and ``result.model_uri``."""
+    """One MLflow run for ``result``; sets ``result.run_id`` and ``result.model_uri``.
+
+    The run goes to the active experiment: tracking is configured once per run, by the job
+    (:func:`models.job.open_job`) or :func:`models.registry.configure_tracking`.
+    """
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.models import infer_signature
 
     started = time.perf_counter()
-    experiment_id = configure_tracking(settings)
     config = resolved_config(result, settings, request or {})
     metrics, skipped = _split(all_metrics(result))
     tags = {"strategy": result.strategy.name, "model_kind": result.strategy.model.kind,
@@ -214,7 +216,7 @@ def log_training(result: TrainingResult, settings: Settings,
     example = example_input(result)
     parts: dict[str, float] = {}
     mark = time.perf_counter()
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
+    with mlflow.start_run(run_name=name) as run:
         # The model goes first: MLflow 3 links every metric already in the run to a new
         # logged model with one query per metric, which would cost more than all the rest.
         with warnings.catch_warnings():
@@ -247,7 +249,7 @@ def log_training(result: TrainingResult, settings: Settings,
             mlflow.log_artifacts(str(root))
         parts["artifacts_s"] = time.perf_counter() - mark
     result.run_id, result.model_uri = run.info.run_id, info.model_uri
-    return LoggedRun(run.info.run_id, info.model_uri, experiment_id,
+    return LoggedRun(run.info.run_id, info.model_uri, run.info.experiment_id,
                      time.perf_counter() - started, parts)
 
 
@@ -299,11 +301,10 @@ def train_and_log(data: TrainingData, settings: Settings,
     return result
 
 
-def run_training(store: MarketStore, settings: Settings, strategy: StrategySettings,
-                 end_ms: int, window_days: float | None = None) -> TrainingResult:
+def run_training(job: Job, window_days: float | None = None) -> TrainingResult:
     """Load, train, log and register (what ``tradeflow train`` runs, without Prefect)."""
-    data = load_training_data(store, settings.exchange.id, strategy, end_ms, window_days)
-    request = {"end_ms": end_ms, "window_days": window_days}
-    result = train_and_log(data, settings, request)
+    data = load_training_data(job.store, job.exchange, job.strategy, job.end_ms, window_days)
+    request = {"end_ms": job.end_ms, "window_days": window_days}
+    result = train_and_log(data, job.settings, request)
     register_training(result)
     return result

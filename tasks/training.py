@@ -1,4 +1,8 @@
-"""Prefect tasks of the train and promote flows: thin wrappers of models.* plain functions."""
+"""Prefect tasks of the train and promote flows: thin wrappers of models.* plain functions.
+
+MLflow tracking is configured once per flow run, by the flow's :func:`models.job.open_job`;
+the tasks run in that process (Prefect's default thread pool task runner) and rely on it.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from models.promotion import (
     evaluate_candidates,
     find_candidates,
 )
-from models.registry import VersionInfo, configure_tracking
+from models.registry import VersionInfo
 from models.tracking import register_training, train_and_log
 from models.training import TrainingData, TrainingResult, load_training_data
 from tradeflow.config import Settings
@@ -58,9 +62,8 @@ def train_and_log_task(data: TrainingData, settings: Settings,
 
 @task(name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
       retry_condition_fn=_transient)
-def register_task(result: TrainingResult, settings: Settings) -> VersionInfo:
+def register_task(result: TrainingResult) -> VersionInfo:
     """Register the logged model as a new version of tradeflow-<strategy>."""
-    configure_tracking(settings)
     return register_training(result)
 
 
@@ -75,18 +78,16 @@ def publish_training_artifact(result: TrainingResult) -> str:
 
 @task(name="find-candidates", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
       retry_condition_fn=_transient)
-def find_candidates_task(settings: Settings, model_name: str) -> Candidates:
+def find_candidates_task(model_name: str) -> Candidates:
     """The newest version (challenger) and the champion."""
-    configure_tracking(settings)
     return find_candidates(model_name)
 
 
 @task(name="evaluate-candidates", cache_policy=NO_CACHE)
-def evaluate_task(settings: Settings, store: MarketStore, strategy: StrategySettings,
+def evaluate_task(store: MarketStore, exchange: str, strategy: StrategySettings,
                   found: Candidates, end_ms: int) -> Evaluated:
     """Score challenger and champion on the same evaluation window, after fees."""
-    configure_tracking(settings)
-    return evaluate_candidates(store, settings.exchange.id, strategy, found, end_ms)
+    return evaluate_candidates(store, exchange, strategy, found, end_ms)
 
 
 @task(name="decide-promotion", cache_policy=NO_CACHE)
@@ -97,9 +98,8 @@ def decide_task(evaluated: Evaluated, rules: PromotionSettings) -> Decision:
 
 @task(name="apply-promotion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
       retry_condition_fn=_transient)
-def apply_decision_task(decision: Decision, settings: Settings) -> None:
+def apply_decision_task(decision: Decision) -> None:
     """Tag the challenger with the decision; move the champion alias when promoted."""
-    configure_tracking(settings)
     apply_decision(decision)
 
 

@@ -58,17 +58,17 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from cli.profile import settings_from
+    from models.job import open_job
     from models.research import parse_model_choice, report_dir, run_strategy_backtest
     from tradeflow.backtest.report import format_metrics, write_report
-    from tradeflow.market.store import open_store
-    from tradeflow.strategy import load_strategy
 
     now_ms = int(time.time() * 1000)
     settings = settings_from(args)
-    strategy = load_strategy(args.strategy)
     choice = parse_model_choice(args.model)
+    job = open_job(settings, args.strategy, now_ms=now_ms, tracking=choice.kind != "baseline")
+    strategy = job.strategy
     window, flags = window_of(args, now_ms)
-    done = run_strategy_backtest(open_store(settings), settings, strategy, choice, window,
+    done = run_strategy_backtest(job.store, settings, strategy, choice, window,
                                  backfill_hint=flags)
     counts = done.data.counts()
     print(f"backtest {strategy.name}: {done.data.describe()}")

@@ -30,19 +30,19 @@ def run(args: argparse.Namespace) -> int:
 
     from cli.commands.backtest import window_of
     from cli.profile import settings_from
+    from models.job import open_job
     from models.research import SIGNAL_COLUMNS, check_strategy, parse_model_choice, prepare
     from tradeflow.errors import UsageError
-    from tradeflow.market.store import open_store
-    from tradeflow.strategy import load_strategy
 
     if args.samples < 1:
         raise UsageError(f"--samples {args.samples}: must be at least 1")
+    now_ms = int(time.time() * 1000)
     settings = settings_from(args)
-    strategy = load_strategy(args.strategy)
     choice = parse_model_choice(args.model)
-    window, flags = window_of(args, int(time.time() * 1000))
-    model, data = prepare(open_store(settings), settings, strategy, choice, window,
-                          backfill_hint=flags)
+    job = open_job(settings, args.strategy, now_ms=now_ms, tracking=choice.kind != "baseline")
+    strategy = job.strategy
+    window, flags = window_of(args, now_ms)
+    model, data = prepare(job.store, settings, strategy, choice, window, backfill_hint=flags)
     print(f"check-lookahead {strategy.name}: {data.describe()}")
     print(f"model: {model.label}; warm-up {model.warmup:,} candles")
     checks = check_strategy(model, data, strategy, samples=args.samples)

@@ -21,19 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
     from cli.profile import settings_from
+    from models.job import open_job
     from models.promotion import run_promotion
-    from models.registry import configure_tracking
-    from models.training import resolve_end
-    from tradeflow.market.store import open_store
-    from tradeflow.strategy import load_strategy
 
-    settings = settings_from(args)
-    strategy = load_strategy(args.strategy)
-    end_ms = resolve_end(args.end, strategy.timeframe, int(time.time() * 1000))
-    configure_tracking(settings)
-    decision = run_promotion(open_store(settings), settings.exchange.id, strategy, end_ms)
+    job = open_job(settings_from(args), args.strategy, end=args.end)
+    decision = run_promotion(job.store, job.exchange, job.strategy, job.end_ms)
     print(decision.text())
     return 0

@@ -23,18 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
     from cli.profile import settings_from
+    from models.job import open_job
     from models.tracking import run_training
-    from models.training import resolve_end
-    from tradeflow.market.store import open_store
-    from tradeflow.strategy import load_strategy
 
-    settings = settings_from(args)
-    strategy = load_strategy(args.strategy)
-    end_ms = resolve_end(args.end, strategy.timeframe, int(time.time() * 1000))
-    result = run_training(open_store(settings), settings, strategy, end_ms, args.window_days)
+    job = open_job(settings_from(args), args.strategy, end=args.end)
+    strategy = job.strategy
+    result = run_training(job, args.window_days)
     tags = result.window.tags()
     print(f"{strategy.model_name}: trained on {tags['train_start']} .. {tags['train_end']} UTC, "
           f"{result.labelled:,} labelled samples, {strategy.training.folds} walk-forward folds")

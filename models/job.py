@@ -1,0 +1,47 @@
+"""One run's context for the strategy jobs: settings, strategy, window end, store, tracking.
+
+Every flow and command that trains, promotes, backtests or checks a strategy opens one
+:class:`Job` first, instead of repeating the prologue (load the strategy, resolve the end,
+open the store, point MLflow at the profile). MLflow tracking is configured here, once per
+run; the tasks and functions a job feeds rely on it and never configure it again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from models.registry import configure_tracking
+from models.training import resolve_end
+from tradeflow.config import Settings
+from tradeflow.market.store import MarketStore, open_store
+from tradeflow.strategy import StrategySettings, load_strategy
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one train, promote, backtest or look-ahead run works on."""
+
+    settings: Settings
+    strategy: StrategySettings
+    strategy_file: str
+    end_ms: int                # window end: a candle boundary (now, or the one asked for)
+    store: MarketStore
+    experiment_id: str | None  # the MLflow experiment, once tracking is configured
+
+    @property
+    def exchange(self) -> str:
+        return self.settings.exchange.id
+
+
+def open_job(settings: Settings, strategy: str | os.PathLike[str], *,
+             end: str | int | None = None, now_ms: int | None = None,
+             tracking: bool = True) -> Job:
+    """Load the strategy, resolve ``end`` (default: now), open the store and, unless
+    ``tracking`` is false (a baseline needs no registry), configure MLflow tracking."""
+    loaded = load_strategy(strategy)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    end_ms = resolve_end(end, loaded.timeframe, now)
+    experiment = configure_tracking(settings) if tracking else None
+    return Job(settings, loaded, str(strategy), end_ms, open_store(settings), experiment)
