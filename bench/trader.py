@@ -231,10 +231,10 @@ class TimedTrader(Trader):
     parts: Parts
     started: dict[int, float]
 
-    def process(self, t: int, batch: Mapping[str, Candle]) -> list[Decision]:
+    async def process(self, t: int, batch: Mapping[str, Candle]) -> list[Decision]:
         self.parts.features = self.parts.predict = self.parts.commit = 0.0
         self.started[t] = time.perf_counter()
-        return super().process(t, batch)
+        return await super().process(t, batch)
 
 
 # -- the live run ----------------------------------------------------------------------------

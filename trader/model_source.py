@@ -166,3 +166,39 @@ class ChampionSource:
         except Exception as exc:  # the registry being briefly unreachable must not stop trading
             log.warning("registry poll failed (%s); keeping version %s", exc, current.version)
         return None
+
+
+class HotSwap:
+    """The served model, and a newer champion waiting for the gap between two candles.
+
+    :meth:`watch` polls the source in the background; :meth:`swap` is called between candles
+    only, so a candle is never scored by two models.
+    """
+
+    def __init__(self, source: ModelSource, *, poll_s: float = 1.0) -> None:
+        self.source = source
+        self.poll_s = poll_s
+        self.current: ServedModel | None = None
+        self._next: ServedModel | None = None
+
+    def load(self) -> ServedModel:
+        self.current = self.source.load()
+        return self.current
+
+    async def watch(self) -> None:
+        """Look for a newer model every ``poll_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(self.poll_s)
+            current = self._next or self.current
+            if current is None:
+                continue
+            newer = await self.source.newer(current)
+            if newer is not None:
+                self._next = newer
+
+    def swap(self) -> tuple[ServedModel | None, ServedModel] | None:
+        """Take the waiting model, if any: (the one it replaces, the new one)."""
+        if self._next is None:
+            return None
+        old, self.current, self._next = self.current, self._next, None
+        return old, self.current

@@ -48,19 +48,13 @@ async def trade(base_url: str, ledger: Ledger, candles: int, *, mode: str = "pap
         trader = Trader(settings, ledger=ledger, feed=feed, models=FixedModel(WiggleModel(), "3"),
                         mode=mode, broker=broker)
         seen: list[int] = []
-        original = trader.process if mode == "paper" else trader.process_live
+        original = trader.process
 
-        def record(t: int, batch: Any) -> Any:
+        async def record(t: int, batch: Any) -> Any:
             seen.append(t)
-            return original(t, batch)
+            return await original(t, batch)
 
-        if mode == "paper":
-            trader.process = record  # type: ignore[method-assign]
-        else:
-            async def record_live(t: int, batch: Any) -> Any:
-                seen.append(t)
-                return await original(t, batch)
-            trader.process_live = record_live  # type: ignore[method-assign]
+        trader.process = record  # type: ignore[method-assign]
         await asyncio.wait_for(trader.run(max_candles=candles), timeout=120)
         return trader, seen
 
