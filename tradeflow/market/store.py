@@ -1,10 +1,9 @@
 """The market store: candles in DuckDB, keyed by (exchange, symbol, timeframe, open_time).
 
-DuckDB lets one process write a database file, or several read it, never both at once.
-So the store opens the file only for the length of one short transaction and retries when
-another process holds the lock: a backfill and a reader in another process take turns and
-neither fails. ``MarketStore(path, hold=True)`` keeps one connection open instead (one
-process owns the file; fastest for benchmarks and in-memory databases).
+The database file is opened only for the length of one short transaction and retried while
+another process holds it (:mod:`tradeflow.market.duckdb_file`): a backfill and a reader in
+another process take turns and neither fails. ``MarketStore(path, hold=True)`` keeps one
+connection open instead (one process owns the file; fastest for benchmarks, in-memory).
 
 Uniqueness of a candle is enforced by the write path rather than by a primary-key index:
 DuckDB's ART index costs about 3x on bulk inserts (0.7M vs 2M rows/s here). Every write
@@ -23,9 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +31,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from tradeflow.market.duckdb_file import DuckDBFile
 
 if TYPE_CHECKING:
     from tradeflow.config import Settings
@@ -107,30 +105,6 @@ CREATE TABLE IF NOT EXISTS series_state (
 );
 """
 
-class _SharedFile:
-    """One DuckDB database instance per file in this process, open only while in use.
-
-    Operations lease it (a cursor each); the last lease closes it, which releases the file
-    lock so another process can take its turn. Opening and closing happen under one lock:
-    DuckDB's per-process instance cache is not safe against concurrent connect/close.
-    """
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.con: duckdb.DuckDBPyConnection | None = None
-        self.read_only = False
-        self.leases = 0
-        self.write_lock = threading.Lock()
-
-
-_FILES: dict[str, _SharedFile] = {}
-_FILES_GUARD = threading.Lock()
-
-
-class StoreLockedError(RuntimeError):
-    """Another process held the database for longer than the retry budget."""
-
-
 @dataclass(frozen=True, slots=True)
 class SeriesKey:
     exchange: str
@@ -155,95 +129,22 @@ class MarketStore:
     def __init__(self, path: str | Path, *, hold: bool = False, lock_retries: int = 50,
                  read_only: bool = False) -> None:
         self.path = str(path)
-        self.lock_retries = lock_retries
         self.read_only = read_only
-        memory = self.path == ":memory:"
-        if not memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # An in-memory database lives only as long as its connection.
-        self._held: duckdb.DuckDBPyConnection | None = None
-        if hold or memory:
-            self._held = duckdb.connect(self.path, read_only=read_only)
-        with _FILES_GUARD:
-            self._file = _FILES.setdefault(self.path if not memory else f":memory:{id(self)}",
-                                           _SharedFile())
+        self._db = DuckDBFile(self.path, hold=hold, lock_retries=lock_retries,
+                              read_only=read_only)
+        self._connect = self._db.connect
         if not read_only:
             with self._connect(write=True) as con:
                 con.execute(_SCHEMA)
 
     def close(self) -> None:
-        if self._held is not None:
-            self._held.close()
-            self._held = None
+        self._db.close()
 
     def __enter__(self) -> MarketStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- connections -----------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _connect(self, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        shared = self._file
-        lock = shared.write_lock if write else contextlib.nullcontext()
-        with lock:
-            if self._held is not None:
-                if write:
-                    yield self._held
-                else:
-                    cursor = self._held.cursor()  # own connection: safe across threads
-                    try:
-                        yield cursor
-                    finally:
-                        cursor.close()
-                return
-            base = self._lease()
-            cursor = base.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-                self._release()
-
-    def _lease(self) -> duckdb.DuckDBPyConnection:
-        shared = self._file
-        with shared.cond:
-            # DuckDB refuses read-only and read-write connections to one file side by side
-            # in a process; a store of the other mode waits until the file is idle.
-            while shared.con is not None and shared.read_only != self.read_only:
-                shared.cond.wait()
-            if shared.con is None:
-                shared.con = self._open(read_only=self.read_only)
-                shared.read_only = self.read_only
-            shared.leases += 1
-            return shared.con
-
-    def _release(self) -> None:
-        shared = self._file
-        with shared.cond:
-            shared.leases -= 1
-            if shared.leases == 0 and shared.con is not None:
-                shared.con.close()
-                shared.con = None
-                shared.cond.notify_all()
-
-    def _open(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-        delay = 0.01
-        for attempt in range(self.lock_retries + 1):
-            try:
-                return duckdb.connect(self.path, read_only=read_only)
-            except duckdb.IOException as exc:
-                # Another process has the file; a write transaction there is short.
-                if "lock" not in str(exc).lower() or attempt == self.lock_retries:
-                    if "lock" in str(exc).lower():
-                        raise StoreLockedError(
-                            f"{self.path} stayed locked by another process: {exc}"
-                        ) from None
-                    raise
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 1.6, 0.5)
-        raise AssertionError("unreachable")
 
     # -- writes ----------------------------------------------------------------------------
     def upsert(self, candles: pd.DataFrame | pa.Table, *, exchange: str | None = None,

@@ -155,10 +155,9 @@ def test_interior_gap_is_refetched_exactly() -> None:
     run(src, store, Window(start=NOW - DAY))
     first = store.bounds(KEY)[0]
     # Punch a hole, as a manual delete or a bad import could leave one.
-    store._held.execute(  # noqa: SLF001 - surgery on the test's own in-memory database
-        "DELETE FROM candles WHERE open_time BETWEEN ? AND ?",
-        [first + 100 * MIN, first + 149 * MIN],
-    )
+    with store._connect(write=True) as con:  # noqa: SLF001 - surgery on the test's own store
+        con.execute("DELETE FROM candles WHERE open_time BETWEEN ? AND ?",
+                    [first + 100 * MIN, first + 149 * MIN])
     src.calls.clear()
     report = run(src, store, Window(start=NOW - DAY))
     assert src.calls == [(first + 100 * MIN, first + 149 * MIN)]
