@@ -1,0 +1,167 @@
+"""The ledger's order lifecycle and fills: status transitions and booking executions.
+
+Methods of :class:`trader.ledger.Ledger`, kept here so each file holds one concern: an order
+goes NEW -> SUBMITTED -> PARTIALLY_FILLED -> FILLED (or REJECTED, CANCELED), and a fill books
+the order, the position and the strategy's cash in one transaction. Each write is idempotent:
+a repeated acknowledgement, cancel or trade id changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from trader.ledger.accounting import Book, apply_fill_to, close_enough, fee_kind
+from trader.ledger.convert import order_record
+from trader.ledger.records import (
+    OPEN_STATUSES,
+    InvalidTransition,
+    OrderRecord,
+    OrderStatus,
+    UnknownOrder,
+    check_length,
+)
+from trader.ledger.tables import Decision, Fill, Order, Position, TraderState, utc_now
+
+
+class OrderWrites:
+    """Order status changes and fills of :class:`trader.ledger.Ledger`."""
+
+    def _write(self) -> contextlib.AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def _lock_state(self, session: Session, strategy: str) -> TraderState:
+        raise NotImplementedError
+
+    def _lock_order(self, session: Session, client_order_id: str) -> Order:
+        raise NotImplementedError
+
+    def mark_submitted(self, client_order_id: str, exchange_order_id: str) -> OrderRecord:
+        """The exchange acknowledged the order: NEW -> SUBMITTED, and remember its id.
+
+        Repeating it is a no-op; on an order that already filled or was canceled (the ack was
+        recorded late) only the exchange id is filled in. Raises :class:`InvalidTransition`
+        for a REJECTED order or a different exchange id than the one recorded.
+        """
+        if not exchange_order_id:
+            raise ValueError("exchange_order_id must not be empty")
+        check_length("exchange_order_id", exchange_order_id)
+        try:
+            with self._write() as s:
+                order = self._lock_order(s, client_order_id)
+                status = OrderStatus(order.status)
+                if status is OrderStatus.REJECTED:
+                    raise InvalidTransition(f"order {client_order_id} was rejected")
+                if order.exchange_order_id not in (None, exchange_order_id):
+                    raise InvalidTransition(
+                        f"order {client_order_id} already has exchange id "
+                        f"{order.exchange_order_id}, not {exchange_order_id}")
+                if order.exchange_order_id is None or status is OrderStatus.NEW:
+                    order.exchange_order_id = exchange_order_id
+                    if status is OrderStatus.NEW:
+                        order.status = OrderStatus.SUBMITTED.value
+                    order.updated_at = utc_now()
+                s.flush()
+                return order_record(order)
+        except IntegrityError as exc:
+            raise InvalidTransition(f"exchange order id {exchange_order_id} already belongs "
+                                    "to another order of this strategy") from exc
+
+    def mark_rejected(self, client_order_id: str, error: str) -> OrderRecord:
+        """The exchange refused the order: NEW or SUBMITTED (nothing filled) -> REJECTED."""
+        with self._write() as s:
+            order = self._lock_order(s, client_order_id)
+            status = OrderStatus(order.status)
+            if status is OrderStatus.REJECTED:
+                return order_record(order)
+            if status not in (OrderStatus.NEW, OrderStatus.SUBMITTED) or order.filled:
+                raise InvalidTransition(f"order {client_order_id} is {status.value} with "
+                                        f"{order.filled} filled; it cannot be rejected")
+            order.status = OrderStatus.REJECTED.value
+            order.error, order.updated_at = error, utc_now()
+            return order_record(order)
+
+    def mark_canceled(self, client_order_id: str, reason: str | None = None) -> OrderRecord:
+        """The order was canceled: any open status -> CANCELED (keeping partial fills)."""
+        with self._write() as s:
+            order = self._lock_order(s, client_order_id)
+            status = OrderStatus(order.status)
+            if status is OrderStatus.CANCELED:
+                return order_record(order)
+            if status not in OPEN_STATUSES:
+                raise InvalidTransition(f"order {client_order_id} is {status.value}; "
+                                        "it cannot be canceled")
+            order.status, order.updated_at = OrderStatus.CANCELED.value, utc_now()
+            if reason is not None:
+                order.error = reason
+            return order_record(order)
+
+    def apply_fill(self, client_order_id: str, trade_id: str, price: float, amount: float,
+                   fee: float, fee_currency: str | None, ts: int) -> bool:
+        """Book one execution of an order; False (and no change) if it was booked before.
+
+        In one transaction: the fill row, the order's filled amount, average price, fee and
+        status, the position (see :mod:`trader.ledger.accounting` for the conventions and for
+        fees paid in the base asset), and the strategy's cash. Fills are facts and are booked
+        in any order status; a full fill makes the order FILLED, a part fill of an order still
+        waiting makes it PARTIALLY_FILLED, and a late fill leaves CANCELED as it is.
+        """
+        if not trade_id:
+            raise ValueError("trade_id must not be empty")
+        check_length("trade_id", trade_id)
+        check_length("fee_currency", fee_currency)
+        price, amount, fee, ts = float(price), float(amount), float(fee), int(ts)
+        with self._write() as s:
+            strategy = s.scalar(sa.select(Order.strategy).where(
+                Order.client_order_id == client_order_id))
+            if strategy is None:
+                raise UnknownOrder(f"no order with client order id {client_order_id!r}")
+            state = self._lock_state(s, strategy)
+            order = self._lock_order(s, client_order_id)
+            seen = s.scalar(sa.select(Fill.id).where(
+                Fill.client_order_id == client_order_id, Fill.trade_id == trade_id))
+            if seen is not None:
+                return False
+            kind = fee_kind(order.symbol, fee, fee_currency)
+            position = s.get(Position, (strategy, order.symbol), with_for_update=True)
+            now = utc_now()
+            if position is None:
+                position = Position(strategy=strategy, symbol=order.symbol, qty=0.0,
+                                    avg_price=0.0, realized_pnl=0.0, fees_paid=0.0,
+                                    opened_at_candle=None, exit_state={}, updated_at=now)
+                s.add(position)
+            before = Book(position.qty, position.avg_price, position.realized_pnl,
+                          position.fees_paid)
+            effect = apply_fill_to(before, order.side, price, amount, fee, kind)
+            after = effect.book
+
+            s.add(Fill(client_order_id=client_order_id, trade_id=trade_id, strategy=strategy,
+                       symbol=order.symbol, side=order.side, price=price, amount=amount,
+                       fee=fee, fee_currency=fee_currency, ts=ts, created_at=now))
+
+            filled = order.filled + amount
+            order.average_price = ((order.average_price or 0.0) * order.filled
+                                   + price * amount) / filled
+            order.filled = filled
+            order.fee_paid += effect.fee_quote
+            if filled >= order.amount or close_enough(filled, order.amount):
+                order.status = OrderStatus.FILLED.value
+            elif order.status in (OrderStatus.NEW.value, OrderStatus.SUBMITTED.value):
+                order.status = OrderStatus.PARTIALLY_FILLED.value
+            order.updated_at = now
+
+            if after.qty == 0.0:
+                position.opened_at_candle = None
+            elif before.qty == 0.0 or (before.qty > 0) != (after.qty > 0):
+                decision = s.get(Decision, order.decision_id)
+                position.opened_at_candle = decision.candle_open_time if decision else None
+            position.qty, position.avg_price = after.qty, after.avg_price
+            position.realized_pnl, position.fees_paid = after.realized_pnl, after.fees_paid
+            position.updated_at = now
+
+            state.cash += effect.cash_delta
+            state.updated_at = now
+            return True
