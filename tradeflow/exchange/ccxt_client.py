@@ -19,10 +19,10 @@ from urllib.parse import urlsplit, urlunsplit
 import ccxt
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
-import numpy as np
 import pandas as pd
 
 from tradeflow.config import ExchangeSettings
+from tradeflow.exchange import parse
 from tradeflow.exchange import types as t
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,40 @@ def _exchange_class(exchange_id: str) -> type:
     return cls
 
 
+def build_exchange(settings: ExchangeSettings) -> Any:
+    """The ccxt.pro exchange object of ``settings``: rate limiter (and the client's share of
+    the rate), timeout, keys, spot markets only, the sandbox or another base URL."""
+    config: dict[str, Any] = {
+        "enableRateLimit": settings.rate_limit,
+        # Kept so a body that was not JSON (truncated) is caught: ccxt hands it back as
+        # text, which some parsers turn into junk instead of an error.
+        "enableLastJsonResponse": True,
+        "enableLastHttpResponse": True,
+        "timeout": settings.timeout_ms,
+        # Only exchangeInfo is needed to load spot markets; currencies and margin pairs
+        # cost extra (signed) calls that a spot trader never uses.
+        "options": {"fetchCurrencies": False, "fetchMargins": False},
+    }
+    if settings.api_key is not None:
+        config["apiKey"] = settings.api_key.get_secret_value()
+    if settings.api_secret is not None:
+        config["secret"] = settings.api_secret.get_secret_value()
+    ex = _exchange_class(settings.id)(config)
+    if settings.rate_limit_share < 1.0 and ex.rateLimit > 0:
+        # Clients sharing one exchange (a Dask backfill) split its request rate.
+        ex.rateLimit = ex.rateLimit / settings.rate_limit_share
+        ex.tokenBucket = None  # rebuilt from the new rateLimit, not merged into
+        ex.init_rest_rate_limiter()
+    fetch_markets = ex.options.get("fetchMarkets")
+    if isinstance(fetch_markets, dict) and "types" in fetch_markets:
+        ex.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
+    if settings.testnet:
+        ex.set_sandbox_mode(True)
+    if settings.base_url:
+        ex.urls["api"] = rebase_urls(ex.urls["api"], settings.base_url)
+    return ex
+
+
 class ExchangeClient:
     """Async, typed access to one exchange. Use as ``async with ExchangeClient(cfg) as ex``."""
 
@@ -153,34 +187,7 @@ class ExchangeClient:
                  | None = None) -> None:
         self.settings = settings
         self._sleep = sleep or asyncio.sleep
-        config: dict[str, Any] = {
-            "enableRateLimit": settings.rate_limit,
-            # Kept so a body that was not JSON (truncated) is caught: ccxt hands it back as
-            # text, which some parsers turn into junk instead of an error.
-            "enableLastJsonResponse": True,
-            "enableLastHttpResponse": True,
-            "timeout": settings.timeout_ms,
-            # Only exchangeInfo is needed to load spot markets; currencies and margin pairs
-            # cost extra (signed) calls that a spot trader never uses.
-            "options": {"fetchCurrencies": False, "fetchMargins": False},
-        }
-        if settings.api_key is not None:
-            config["apiKey"] = settings.api_key.get_secret_value()
-        if settings.api_secret is not None:
-            config["secret"] = settings.api_secret.get_secret_value()
-        self._ex = _exchange_class(settings.id)(config)
-        if settings.rate_limit_share < 1.0 and self._ex.rateLimit > 0:
-            # Clients sharing one exchange (a Dask backfill) split its request rate.
-            self._ex.rateLimit = self._ex.rateLimit / settings.rate_limit_share
-            self._ex.tokenBucket = None  # rebuilt from the new rateLimit, not merged into
-            self._ex.init_rest_rate_limiter()
-        fetch_markets = self._ex.options.get("fetchMarkets")
-        if isinstance(fetch_markets, dict) and "types" in fetch_markets:
-            self._ex.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
-        if settings.testnet:
-            self._ex.set_sandbox_mode(True)
-        if settings.base_url:
-            self._ex.urls["api"] = rebase_urls(self._ex.urls["api"], settings.base_url)
+        self._ex = build_exchange(settings)
         self._markets: dict[str, t.Market] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -276,7 +283,7 @@ class ExchangeClient:
         """Markets by unified symbol."""
         if self._markets is None or reload:
             raw = await self.call(self._ex.load_markets, reload)
-            self._markets = {s: _market(m) for s, m in raw.items()}
+            self._markets = {s: parse.market(m) for s, m in raw.items()}
         return self._markets
 
     async def fetch_time(self) -> int:
@@ -306,14 +313,14 @@ class ExchangeClient:
         async def page() -> pd.DataFrame:
             # Parse inside the retried call: a garbled body parses into junk rows, and
             # asking again is the cure.
-            return ohlcv_frame(await self._ex.fetch_ohlcv(symbol, timeframe, since, limit,
+            return parse.ohlcv_frame(await self._ex.fetch_ohlcv(symbol, timeframe, since, limit,
                                                           params))
 
         return await self.call(page)
 
     async def fetch_ticker(self, symbol: str) -> t.Ticker:
         raw = await self.call(self._ex.fetch_ticker, symbol)
-        return _ticker(raw)
+        return parse.ticker(raw)
 
     async def fetch_order_book(self, symbol: str, limit: int | None = None) -> t.OrderBook:
         raw = await self.call(self._ex.fetch_order_book, symbol, limit)
@@ -355,12 +362,12 @@ class ExchangeClient:
     async def watch_trades(self, symbol: str) -> list[t.Trade]:
         rows = await self.call(self._ex.watch_trades, symbol, retry=False,
                               stream=True)
-        return [_trade(r) for r in rows]
+        return [parse.trade(r) for r in rows]
 
     async def watch_ticker(self, symbol: str) -> t.Ticker:
         raw = await self.call(self._ex.watch_ticker, symbol, retry=False,
                               stream=True)
-        return _ticker(raw)
+        return parse.ticker(raw)
 
     # -- private ---------------------------------------------------------------------------
     async def fetch_balance(self) -> t.Balance:
@@ -379,11 +386,11 @@ class ExchangeClient:
         params = {"clientOrderId": client_order_id}
         raw = await self.call(self._ex.create_order, symbol, order_type, side, amount, price,
                               params, retry=False)
-        return _order(raw, client_order_id)
+        return parse.order(raw, client_order_id)
 
     async def cancel_order(self, order_id: str, symbol: str) -> t.Order:
         raw = await self.call(self._ex.cancel_order, order_id, symbol)
-        return _order(raw)
+        return parse.order(raw)
 
     async def fetch_order(self, symbol: str, order_id: str | None = None, *,
                           client_order_id: str | None = None) -> t.Order:
@@ -394,105 +401,16 @@ class ExchangeClient:
                 raise ValueError("fetch_order needs order_id or client_order_id")
             params = {"origClientOrderId": client_order_id}
         raw = await self.call(self._ex.fetch_order, order_id, symbol, params)
-        return _order(raw, client_order_id)
+        return parse.order(raw, client_order_id)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[t.Order]:
         raw = await self.call(self._ex.fetch_open_orders, symbol)
-        return [_order(o) for o in raw]
+        return [parse.order(o) for o in raw]
 
     async def fetch_my_trades(self, symbol: str, since: int | None = None,
                               limit: int | None = None) -> list[t.Trade]:
         raw = await self.call(self._ex.fetch_my_trades, symbol, since, limit)
-        return [_trade(r) for r in raw]
+        return [parse.trade(r) for r in raw]
 
 
 # -- conversions ---------------------------------------------------------------------------
-def ohlcv_frame(rows: Any) -> pd.DataFrame:
-    """ccxt OHLCV rows (6 columns, or 8 with quote volume and trades) as a typed frame."""
-    try:
-        arr = np.asarray(rows, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise t.BadResponse(f"OHLCV response is not numeric rows: {str(rows)[:80]!r}") from None
-    if arr.size == 0:
-        arr = arr.reshape(0, 6)
-    if arr.ndim != 2 or arr.shape[1] < 6:
-        raise t.BadResponse(f"OHLCV response has shape {arr.shape}, expected rows of 6+ numbers")
-    if not np.isfinite(arr[:, :5]).all() or (arr[:, 0] <= 0).any():
-        raise t.BadResponse("OHLCV response has missing times or prices (a garbled body?)")
-    if arr.shape[1] < 8:
-        arr = np.hstack([arr, np.full((arr.shape[0], 8 - arr.shape[1]), np.nan)])
-    return pd.DataFrame(
-        {
-            "open_time": arr[:, 0].astype(np.int64),
-            "open": arr[:, 1],
-            "high": arr[:, 2],
-            "low": arr[:, 3],
-            "close": arr[:, 4],
-            "volume": arr[:, 5],
-            "quote_volume": arr[:, 6],
-            "trades": pd.array(arr[:, 7], dtype="Int64"),
-        }
-    )
-
-
-def _market(m: dict[str, Any]) -> t.Market:
-    limits = m.get("limits") or {}
-    precision = m.get("precision") or {}
-    return t.Market(
-        symbol=m["symbol"],
-        base=m["base"],
-        quote=m["quote"],
-        active=bool(m.get("active", True)),
-        amount_step=precision.get("amount"),
-        price_step=precision.get("price"),
-        min_amount=(limits.get("amount") or {}).get("min"),
-        min_cost=(limits.get("cost") or {}).get("min"),
-    )
-
-
-def _ticker(raw: dict[str, Any]) -> t.Ticker:
-    return t.Ticker(
-        symbol=raw["symbol"],
-        timestamp=int(raw.get("timestamp") or 0),
-        last=float(raw["last"] if raw.get("last") is not None else raw["close"]),
-        bid=raw.get("bid"),
-        ask=raw.get("ask"),
-        high=raw.get("high"),
-        low=raw.get("low"),
-        base_volume=raw.get("baseVolume"),
-        quote_volume=raw.get("quoteVolume"),
-    )
-
-
-def _trade(raw: dict[str, Any]) -> t.Trade:
-    fee = raw.get("fee") or {}
-    return t.Trade(
-        symbol=raw["symbol"],
-        id=str(raw.get("id")),
-        timestamp=int(raw["timestamp"]),
-        price=float(raw["price"]),
-        amount=float(raw["amount"]),
-        side=raw.get("side"),
-        order_id=raw.get("order"),
-        fee_cost=fee.get("cost"),
-        fee_currency=fee.get("currency"),
-    )
-
-
-def _order(raw: dict[str, Any], client_order_id: str | None = None) -> t.Order:
-    fee = raw.get("fee") or {}
-    return t.Order(
-        id=str(raw["id"]),
-        client_order_id=raw.get("clientOrderId") or client_order_id,
-        symbol=raw["symbol"],
-        side=raw["side"],
-        type=raw["type"],
-        amount=float(raw.get("amount") or 0.0),
-        price=raw.get("price"),
-        filled=float(raw.get("filled") or 0.0),
-        average=raw.get("average"),
-        status=str(raw.get("status")),
-        timestamp=raw.get("timestamp"),
-        fee_cost=float(fee.get("cost") or 0.0),
-        fee_currency=fee.get("currency"),
-    )
