@@ -27,8 +27,7 @@ for fill.
 
 The machine's load average is printed: on a shared CPU every figure moves with it.
 
-Usage: ``.venv/bin/python bench/trader.py [--symbols 3] [--candles 1000] [--speed 600]
-[--ws-update-ms 100] [--replay-days 0.5] [--trees 100] [--strategies meanrev_xgb,...]``
+Usage: ``.venv/bin/python bench/trader.py --help`` lists the options.
 """
 
 from __future__ import annotations
@@ -67,8 +66,7 @@ GOAL_P99_MS = 10.0
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT")
 ROOT = _HERE.parent
 START_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC: the simulator's "now" at start
-MIN = 60_000
-DAY = 86_400_000
+MIN, DAY = 60_000, 86_400_000
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume"]
 
 
@@ -91,8 +89,7 @@ def market(symbols: tuple[str, ...], history_days: float, after_days: float
     # The series is anchored on the history start: the same start gives the same candles
     # whatever the clock's position (half a minute more: the venue floors days to minutes).
     days = (now - server.history_start_ms + MIN // 2) / DAY
-    settings = sim_settings(symbols, days).model_copy(
-        update={"start_time_ms": now})
+    settings = sim_settings(symbols, days).model_copy(update={"start_time_ms": now})
     venue = Venue(settings, SimClock(now, 1.0, wall=lambda: 0))
     if venue.anchor_ms != server.anchor_ms or venue.history_start_ms != server.history_start_ms:
         raise RuntimeError("the extended market does not start where the server's does")
@@ -405,8 +402,7 @@ def _load() -> str:
 
 
 def report_live(label: str, r: LiveResult, symbols: int, speed: float, wanted: int) -> None:
-    print(f"\n== decision latency, {label}: closed kline sent -> decision and orders committed "
-          f"==")
+    print(f"\n== decision latency, {label}: closed kline sent -> decision, orders committed ==")
     print(f"  {len(r.latency_ms)} candles ({r.timestamps} timestamps x {symbols} symbols, "
           f"{r.excluded} caught up over REST left out, steady state), speed {speed:g}x, "
           f"{r.wall_s:.1f} s wall; {r.decisions} decisions, {r.orders} orders")
