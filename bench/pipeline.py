@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from cli.demo import print_report, run_demo  # noqa: E402
+from cli.demo_run import print_report, run_demo  # noqa: E402
 from cli.supervisor import Services  # noqa: E402
 
 

@@ -30,7 +30,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("models", "cli.commands.models_cmd", "list registered model versions, aliases and scores"),
     ("backtest", "cli.commands.backtest",
      "backtest a strategy's model over stored candles; metrics and a report"),
-    ("check-lookahead", "cli.commands.lookahead",
+    ("check-lookahead", "cli.commands.check_lookahead",
      "recompute features and signals on truncated histories; fail on look-ahead"),
     ("trade", "cli.commands.trade", "run the trader on paper or live with the champion model"),
     ("status", "cli.commands.status", "show services, positions, PnL, model and stream state"),

@@ -55,8 +55,8 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
     from tradeflow.exchange.ccxt_client import ExchangeClient
     from trader.brokers import LiveBroker
     from trader.feed import CandleFeed
-    from trader.metrics import TraderMetrics
     from trader.model_source import ChampionSource
+    from trader.prometheus import TraderMetrics
 
     check_live(mode, settings)
     if isinstance(strategy, str):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeflow.backtest.live_engine import Candle, Decision, PortfolioEngine
-from trader.metrics import TraderMetrics
+from trader.prometheus import TraderMetrics
 
 
 class Observer:

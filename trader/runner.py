@@ -40,9 +40,9 @@ from trader.bookings import LedgerBook
 from trader.brokers import LiveBroker
 from trader.execution import Execution, LiveExecution, PaperExecution
 from trader.ledger import Ledger
-from trader.metrics import TraderMetrics
 from trader.model_source import HotSwap, ModelSource, ServedModel
 from trader.observers import MetricsObserver, Observer, StatusFile
+from trader.prometheus import TraderMetrics
 from trader.run_summary import RunSummary
 from trader.window import CandleWindow
 

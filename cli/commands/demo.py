@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.demo import print_report, run_demo
+    from cli.demo_run import print_report, run_demo
     from tradeflow.errors import UsageError
 
     if args.candles <= 0:

@@ -26,8 +26,8 @@ from tradeflow.strategy import StrategySettings
 from trader.app import read_status, status_path
 from trader.feed import CandleFeed
 from trader.ledger import Ledger
-from trader.metrics import TraderMetrics
 from trader.model_source import FixedModel, ModelSource
+from trader.prometheus import TraderMetrics
 from trader.replay import ReplayFeed
 from trader.runner import Trader
 
