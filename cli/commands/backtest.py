@@ -21,6 +21,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from models.job import Job
+    from models.research import ModelChoice
     from tradeflow.market.backfill import Window
 
 
@@ -54,20 +56,30 @@ def window_of(args: argparse.Namespace, now_ms: int) -> tuple[Window | None, str
     return window, flag
 
 
-def run(args: argparse.Namespace) -> int:
-    import time
-
+def open_research(args: argparse.Namespace, now_ms: int
+                  ) -> tuple[Job, ModelChoice, Window | None, str]:
+    """The run's job, the --model choice and the window (and its flags as text); MLflow
+    tracking only when the model comes from the registry (a baseline needs none)."""
     from cli.profile import settings_from
     from models.job import open_job
-    from models.research import parse_model_choice, report_dir, run_strategy_backtest
-    from tradeflow.backtest.report import format_metrics, write_report
+    from models.research import parse_model_choice
 
-    now_ms = int(time.time() * 1000)
     settings = settings_from(args)
     choice = parse_model_choice(args.model)
     job = open_job(settings, args.strategy, now_ms=now_ms, tracking=choice.kind != "baseline")
-    strategy = job.strategy
     window, flags = window_of(args, now_ms)
+    return job, choice, window, flags
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from models.research import report_dir, run_strategy_backtest
+    from tradeflow.backtest.report import format_metrics, write_report
+
+    now_ms = int(time.time() * 1000)
+    job, choice, window, flags = open_research(args, now_ms)
+    settings, strategy = job.settings, job.strategy
     done = run_strategy_backtest(job.store, settings, strategy, choice, window,
                                  backfill_hint=flags)
     counts = done.data.counts()

@@ -28,21 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from cli.commands.backtest import window_of
-    from cli.profile import settings_from
-    from models.job import open_job
-    from models.research import SIGNAL_COLUMNS, check_strategy, parse_model_choice, prepare
+    from cli.commands.backtest import open_research
+    from models.research import SIGNAL_COLUMNS, check_strategy, prepare
     from tradeflow.errors import UsageError
 
     if args.samples < 1:
         raise UsageError(f"--samples {args.samples}: must be at least 1")
-    now_ms = int(time.time() * 1000)
-    settings = settings_from(args)
-    choice = parse_model_choice(args.model)
-    job = open_job(settings, args.strategy, now_ms=now_ms, tracking=choice.kind != "baseline")
+    job, choice, window, flags = open_research(args, int(time.time() * 1000))
     strategy = job.strategy
-    window, flags = window_of(args, now_ms)
-    model, data = prepare(job.store, settings, strategy, choice, window, backfill_hint=flags)
+    model, data = prepare(job.store, job.settings, strategy, choice, window,
+                          backfill_hint=flags)
     print(f"check-lookahead {strategy.name}: {data.describe()}")
     print(f"model: {model.label}; warm-up {model.warmup:,} candles")
     checks = check_strategy(model, data, strategy, samples=args.samples)
