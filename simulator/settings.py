@@ -54,6 +54,11 @@ class FaultSettings(_Frozen):
     ws_reorder_every: int = Field(
         default=0, ge=0, description="swap every Nth message with the next"
     )
+    ws_depth_gap_every: int = Field(
+        default=0,
+        ge=0,
+        description="skip every Nth diff-depth event of a connection (an update-id gap: resync)",
+    )
     outages: tuple[tuple[int, int], ...] = Field(
         default=(), description="[[start_ms, end_ms], ...]: windows without any candle (true gaps)"
     )
@@ -64,6 +69,28 @@ class FaultSettings(_Frozen):
         for start, end in value:
             if end <= start:
                 raise ValueError(f"outage ({start}, {end}) must end after it starts")
+        return value
+
+
+class MarketSettings(_Frozen):
+    """How busy one simulated market is (defaults: a liquid spot market)."""
+
+    liquidity: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="multiplies trades, volume and book depth; 0.01 makes an illiquid market "
+        "with minutes without trades (zero-volume candles at the previous close)",
+    )
+    quiet_hours: tuple[int, ...] = Field(
+        default=(), description="UTC hours with 2% of the usual activity"
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours_ok(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= h <= 23 for h in value):
+            raise ValueError("quiet hours are UTC hours 0-23")
         return value
 
 
@@ -98,6 +125,19 @@ class SimulatorSettings(_Frozen):
         default=1000,
         ge=10,
         description="wall ms between websocket pushes of open klines and tickers",
+    )
+    markets: dict[str, MarketSettings] = Field(
+        default_factory=dict,
+        description="symbol -> liquidity and quiet hours (default: liquid, no quiet hours)",
+    )
+    open_jump_share: float = Field(
+        default=0.35,
+        ge=0,
+        le=1,
+        description="share of candles whose open differs from the previous close",
+    )
+    book_levels: int = Field(
+        default=1000, ge=20, le=5000, description="price levels per side of the order book"
     )
     faults: FaultSettings = FaultSettings()
 
