@@ -136,15 +136,19 @@ class OrderBook:
         if not traded.size:
             last = s.prev_close(k)
             return max(1, last - 1), int(self.unit), last, int(self.unit)
-        t = self.touches(int(traded[-1]))
-        return int(t.bid[-1]), int(t.bid_qty[-1]), int(t.ask[-1]), int(t.ask_qty[-1])
+        kk = int(traded[-1])
+        with self._lock:
+            hit = self._cache.get(kk)
+        if hit is not None:
+            return int(hit.bid[-1]), int(hit.bid_qty[-1]), int(hit.ask[-1]), int(hit.ask_qty[-1])
+        _, bid, bid_qty, ask, ask_qty = self._group_states(kk)
+        return int(bid[-1]), int(bid_qty[-1]), int(ask[-1]), int(ask_qty[-1])
 
-    def _make_touches(self, k: int) -> Touches:
+    def _group_states(self, k: int) -> tuple[np.ndarray, ...]:
+        """Offsets and touches of the two states of every aggTrade of minute ``k``."""
         s = self.series
-        s.ensure(k)
         t = self.tape.minute(k)
         g = t.g_price.size
-        bid0, bq0, ask0, aq0 = self._carried(k)
         rng = np.random.default_rng([s.spec.key, 2_000_003, k])
         spread = 1 + (rng.random(g) < 0.3)
         other = np.maximum(1, np.rint(self.unit * rng.exponential(1.0, g))).astype(np.int64)
@@ -154,24 +158,36 @@ class OrderBook:
         rest = np.where(gone, 0, rest)
         p, buy = t.g_price, t.g_buy
         hit_pre = t.g_qty + rest
+
+        def pairs(pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+            return np.column_stack([pre, post]).ravel().astype(np.int64)
+
         bid = np.where(buy, np.maximum(p - spread, 1), p)
         ask = np.where(buy, p, p + spread)
-        bid_pre = np.where(buy, other, hit_pre)
-        ask_pre = np.where(buy, hit_pre, other)
-        bid_post = np.where(buy, other, rest)
-        ask_post = np.where(buy, rest, other)
+        return (
+            np.repeat(t.g_offset, 2).astype(np.int64),
+            pairs(bid, bid),
+            pairs(np.where(buy, other, hit_pre), np.where(buy, other, rest)),
+            pairs(ask, ask),
+            pairs(np.where(buy, hit_pre, other), np.where(buy, rest, other)),
+        )
 
-        def states(first: int, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
-            return np.concatenate([[first], np.column_stack([pre, post]).ravel()])
-
+    def _make_touches(self, k: int) -> Touches:
+        s = self.series
+        s.ensure(k)
+        first = self._carried(k)
+        offsets, *sides = self._group_states(k)
+        bid, bid_qty, ask, ask_qty = (
+            np.concatenate([[v], arr]).astype(np.int64) for v, arr in zip(first, sides, strict=True)
+        )
         return Touches(
             open_time=s.anchor_ms + k * MINUTE_MS,
             first_update_id=int(s.first_update_id[k]),
-            offsets=np.concatenate([[0], np.repeat(t.g_offset, 2)]).astype(np.int64),
-            bid=states(bid0, bid, bid).astype(np.int64),
-            bid_qty=states(bq0, bid_pre, bid_post).astype(np.int64),
-            ask=states(ask0, ask, ask).astype(np.int64),
-            ask_qty=states(aq0, ask_pre, ask_post).astype(np.int64),
+            offsets=np.concatenate([[0], offsets]).astype(np.int64),
+            bid=bid,
+            bid_qty=bid_qty,
+            ask=ask,
+            ask_qty=ask_qty,
         )
 
     def state(self, now_ms: int) -> tuple[Touches, int, int]:

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from simulator.errors import ApiError, filter_failure, mandatory, rejected
+from simulator.filters import ALGO_TYPES, ORDER_TYPES, OrderCheck, check_order
 from simulator.market import QUOTE_DECIMALS, SymbolSpec
 from simulator.venue import Venue
 
@@ -54,6 +55,14 @@ class Order:
     status: str = "NEW"
     update_time: int = 0
     fills: list[Fill] = field(default_factory=list)
+    stop_price: int = 0  # ticks; STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT only
+    iceberg_qty: int = 0
+    triggered_at: int | None = None  # when a stop order's stop price traded
+
+    @property
+    def working(self) -> bool:
+        """On the book: every order but a stop order waiting for its stop price."""
+        return self.type not in ALGO_TYPES or self.triggered_at is not None
 
     @property
     def executed_qty(self) -> int:
@@ -146,12 +155,19 @@ class Broker:
         return sorted(names)
 
     def refresh(self, acct: Account, now: int) -> None:
-        """Fill resting LIMIT orders whose price the market has traded through."""
+        """Trigger stop orders whose stop price traded; fill resting orders traded through."""
         for order in acct.orders.values():
             if not order.is_open:
                 continue
-            buy = order.side == "BUY"
-            hit = self.venue.first_cross(order.spec.symbol, order.time, now, order.price, buy)
+            buy, symbol = order.side == "BUY", order.spec.symbol
+            if not order.working:
+                rising = _stop_rising(order.type, buy)
+                hit = self.venue.first_cross(symbol, order.time, now, order.stop_price, not rising)
+                if hit is None:
+                    continue
+                order.triggered_at = hit
+            start = order.time if order.triggered_at is None else order.triggered_at - 1
+            hit = self.venue.first_cross(symbol, start, now, order.price, buy)
             if hit is not None:
                 self._fill(acct, order, [(order.price, order.orig_qty)], hit, maker=True)
 
@@ -197,10 +213,10 @@ class Broker:
         kind = params.get("type", "")
         if not kind:
             raise mandatory("type")
-        if kind not in ("LIMIT", "LIMIT_MAKER", "MARKET"):
+        if kind not in ORDER_TYPES:
             raise ApiError(400, -1116, "Invalid orderType.")
         tif = params.get("timeInForce", "")
-        if kind == "LIMIT" and not tif:
+        if kind in ("LIMIT", *ALGO_TYPES) and not tif:
             raise mandatory("timeInForce")
         if tif and tif not in ("GTC", "IOC", "FOK"):
             raise ApiError(400, -1115, "Invalid timeInForce.")
@@ -218,10 +234,27 @@ class Broker:
             raise ApiError(400, -1102, msg)
         else:
             raise mandatory("quantity")
+        stop = iceberg = 0
+        if kind in ALGO_TYPES:
+            if not params.get("stopPrice"):
+                raise mandatory("stopPrice")
+            stop = to_units(params["stopPrice"], spec.price_decimals, "price")
+        if params.get("icebergQty"):
+            iceberg = to_units(params["icebergQty"], spec.qty_decimals, "quantity")
+            if iceberg >= qty:
+                raise rejected("IcebergQty exceeds QTY.")
         client_id = params.get("newClientOrderId") or f"sim{self._next_order_id:012d}"
         if any(o.is_open and o.client_id == client_id for o in acct.orders.values()):
             raise rejected("Duplicate order sent.")
         self.refresh(acct, now)
+        open_ = [o for o in acct.orders.values() if o.is_open and o.spec is spec]
+        avg, _ = self.venue.avg_price(spec.symbol, 5, now)
+        check_order(OrderCheck(spec, side, kind, price, qty, quote_qty, stop, iceberg, avg,
+                               len(open_), sum(o.type in ALGO_TYPES for o in open_)))  # fmt: skip
+        if stop:
+            last = self.venue.last_price(spec.symbol, now)
+            if (last >= stop) if _stop_rising(kind, side == "BUY") else (last <= stop):
+                raise rejected("Order would trigger immediately.")
         bids, asks, _ = self.venue.book(spec.symbol, 5000, now)
         book = asks if side == "BUY" else bids
         order = Order(
@@ -236,18 +269,19 @@ class Broker:
             orig_quote=quote_qty,
             time=now,
             update_time=now,
+            stop_price=stop,
+            iceberg_qty=iceberg,
         )
         if kind == "MARKET":
             levels = _walk(spec, book, qty, quote_qty)
             order.orig_qty = order.orig_qty or sum(q for _, q in levels)
-            self._check_notional(spec, sum(quote_units(spec, p, q) for p, q in levels))
             self._check_funds(acct, spec, side, levels)
             self._commit(acct, order)
             self._fill(acct, order, levels, now, maker=False)
             return order
-        self._check_notional(spec, quote_units(spec, price, qty))
         touch = book[0][0]
         marketable = price >= touch if side == "BUY" else price <= touch
+        marketable &= kind not in ALGO_TYPES  # a stop order waits for its stop price
         if kind == "LIMIT_MAKER" and marketable:
             raise rejected("Order would immediately match and take.")
         if marketable:
@@ -279,10 +313,6 @@ class Broker:
         acct.orders[order.order_id] = order
         acct.update_time = order.time
         self._next_order_id += 1
-
-    def _check_notional(self, spec: SymbolSpec, quote: int) -> None:
-        if quote < round(5.0 / spec.quote_usdt * _UNIT):
-            raise filter_failure("NOTIONAL")
 
     def _check_funds(
         self, acct: Account, spec: SymbolSpec, side: str, levels: list[tuple[int, int]]
@@ -322,6 +352,11 @@ class Broker:
             acct.unlock(spec.base, base_units(spec, order.orig_qty))
         order.status = "CANCELED"
         order.update_time = acct.update_time = now
+
+
+def _stop_rising(kind: str, buy: bool) -> bool:
+    """Whether a stop order triggers on a rise to its stop price (else on a fall)."""
+    return buy if kind == "STOP_LOSS_LIMIT" else not buy
 
 
 def _walk(

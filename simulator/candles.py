@@ -13,6 +13,7 @@ _DAY = 86_400_000
 # Binance opens weekly candles on Monday 00:00 UTC; the epoch was a Thursday
 _WEEK_OFFSET = 4 * _DAY
 INTERVAL_MS: dict[str, int] = {
+    "1s": 1000,
     "1m": MINUTE_MS,
     "3m": 3 * MINUTE_MS,
     "5m": 5 * MINUTE_MS,
@@ -155,6 +156,8 @@ def query_klines(
     limit: int,
 ) -> Candles:
     """Binance semantics: open_time in [start, end]; the first ``limit`` if start, else the last."""
+    if interval == "1s":
+        return query_seconds(series, book, span, start, end, limit)
     now_open = span.now_ms // MINUTE_MS * MINUTE_MS
     # outages remove candles, so a window of `limit` candles must reach past them
     reach = (limit + 1) * INTERVAL_MS[interval] + sum(
@@ -230,4 +233,84 @@ def _empty(series: MinuteSeries) -> Candles:
         price_decimals=series.spec.price_decimals,
         qty_decimals=series.spec.qty_decimals,
         closed=np.empty(0, dtype=bool),
+    )
+
+
+def query_seconds(
+    series: MinuteSeries,
+    tape: TradeBook,
+    span: Span,
+    start: int | None,
+    end: int | None,
+    limit: int,
+) -> Candles:
+    """1s klines aggregated from the tape; a second without trades repeats the last price."""
+    now = span.now_ms
+    hi = now // 1000 * 1000 if end is None else min(now, end) // 1000 * 1000
+    if start is not None:
+        lo = max(-(-start // 1000) * 1000, span.lo_ms, series.anchor_ms)
+        hi = min(hi, lo + (limit - 1) * 1000)
+    else:
+        lo = max(hi - (limit - 1) * 1000, span.lo_ms, series.anchor_ms)
+    if lo > hi:
+        return _empty(series)
+    secs = np.arange(lo, hi + 1000, 1000, dtype=np.int64)
+    secs = secs[span.valid(secs // MINUTE_MS * MINUTE_MS)]
+    if not secs.size:
+        return _empty(series)
+    k_lo, k_hi = series.index_of(int(secs[0])), series.index_of(int(secs[-1]))
+    series.ensure(k_hi)
+    parts = [tape.minute(k) for k in range(k_lo, k_hi + 1)]
+    times = np.concatenate([t.times for t in parts])
+    keep = (times >= secs[0]) & (times < secs[-1] + 1000) & (times <= now)
+    price = np.concatenate([t.prices for t in parts])[keep]
+    qty = np.concatenate([t.qty for t in parts])[keep]
+    taker = ~np.concatenate([t.buyer_maker for t in parts])[keep]
+    ids = np.concatenate([t.ids for t in parts])[keep]
+    times = times[keep]
+    edges = np.searchsorted(times, secs)
+    count = np.diff(np.append(edges, times.size))
+    notional = price * qty * tape.quote_unit
+
+    def sums(values: np.ndarray) -> np.ndarray:
+        csum = np.concatenate([[0], np.cumsum(values)])
+        return csum[edges + count] - csum[edges]
+
+    first = tape.minute(k_lo)
+    before = first.count_until(int(secs[0]) - 1)
+    last = int(first.prices[before - 1]) if before else series.prev_close(k_lo)
+    traded = count > 0
+    close = np.full(secs.size, -1, dtype=np.int64)
+    close[traded] = price[edges[traded] + count[traded] - 1]
+    idx = np.maximum.accumulate(np.where(traded, np.arange(secs.size), -1))
+    close = np.where(idx >= 0, close[np.maximum(idx, 0)], last)
+    prev = np.concatenate([[last], close[:-1]])
+    open_ = np.where(traded, price[np.minimum(edges, max(times.size - 1, 0))], prev)
+    high, low = close.copy(), close.copy()
+    if times.size:
+        starts = edges[traded]
+        high[traded] = np.maximum.reduceat(price, starts)
+        low[traded] = np.minimum.reduceat(price, starts)
+    first_id = np.where(traded, ids[np.minimum(edges, max(ids.size - 1, 0))] if ids.size else 0,
+                        0)  # fmt: skip
+    id_before = int(first.first_id + before - 1)
+    last_id = np.maximum.accumulate(np.where(traded, first_id + count - 1, id_before))
+    first_id = np.where(traded, first_id, last_id + 1)
+    return Candles(
+        open_time=secs,
+        close_time=secs + 999,
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=sums(qty),
+        quote=sums(notional),
+        trades=count.astype(np.int64),
+        taker_base=sums(np.where(taker, qty, 0)),
+        taker_quote=sums(np.where(taker, notional, 0)),
+        first_id=first_id.astype(np.int64),
+        last_id=last_id.astype(np.int64),
+        price_decimals=series.spec.price_decimals,
+        qty_decimals=series.spec.qty_decimals,
+        closed=secs + 1000 <= now,
     )

@@ -148,8 +148,7 @@ def run(args: argparse.Namespace, settings: SimulatorSettings) -> int:
         if err["type"] == "extra_forbidden":
             model = FaultSettings if err["loc"][0] == "faults" else SimulatorSettings
             msg = f"unknown key; allowed: {', '.join(sorted(model.model_fields))}"
-        print(f"invalid simulator settings: {key} = {err.get('input')!r}: {msg}",
-              file=sys.stderr)
+        print(f"invalid simulator settings: {key} = {err.get('input')!r}: {msg}", file=sys.stderr)
         return 2
     except ValueError as exc:
         print(f"invalid simulator settings: {exc}", file=sys.stderr)

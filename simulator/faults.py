@@ -126,16 +126,25 @@ def retry_after_header(seconds: float) -> str:
 
 
 class WsFaults:
-    """Per-connection websocket faults: duplicate, reorder, then drop, counted per message."""
+    """Per-connection websocket faults: depth gap, duplicate, reorder, then drop."""
 
     def __init__(self, state: FaultState):
         self._state = state
         self.count = 0
+        self.depth_count = 0
         self._held: list[str] = []
 
-    def process(self, message: str) -> tuple[list[str], bool]:
-        """Frames to send now for ``message``, and whether to close the socket after them."""
+    def process(self, message: str, depth: bool = False) -> tuple[list[str], bool]:
+        """Frames to send now for ``message``, and whether to close the socket after them.
+
+        ``depth`` marks a diff-depth event: ``ws_depth_gap_every`` drops every Nth of them,
+        which leaves a hole in the update ids that a client must notice and resync over.
+        """
         s = self._state.settings
+        if depth:
+            self.depth_count += 1
+            if s.ws_depth_gap_every and self.depth_count % s.ws_depth_gap_every == 0:
+                return [], False
         self.count += 1
         n = self.count
         out = [message]

@@ -7,14 +7,14 @@ exact; times, ids and counts are JSON integers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import orjson
 
 from simulator.candles import Candles
+from simulator.filters import ORDER_TYPES, symbol_filters
 from simulator.market import QUOTE_DECIMALS, SymbolSpec
-from simulator.venue import Ticker24h, TradeRows
+from simulator.venue import Ticker24h
 
 Formatter = Callable[[int], str]
 
@@ -93,71 +93,6 @@ def kline_event(spec: SymbolSpec, interval: str, c: Candles, i: int, event_ms: i
     }
 
 
-def _quote_of(spec: SymbolSpec, price: int, qty: int) -> str:
-    # price * qty in 1e-8 quote units, exact integer arithmetic then rounded to 8 decimals
-    shift = spec.price_decimals + spec.qty_decimals - QUOTE_DECIMALS
-    value = price * qty
-    if shift > 0:
-        value = (value + 10 ** (shift - 1) * 5) // 10**shift
-    else:
-        value *= 10**-shift
-    return F8(value)
-
-
-def trades_rest(spec: SymbolSpec, rows: TradeRows) -> list[dict]:
-    """``GET /api/v3/trades`` entries."""
-    fp, fq = formatter(spec.price_decimals), formatter(spec.qty_decimals)
-    return [
-        {
-            "id": i,
-            "price": fp(p),
-            "qty": fq(q),
-            "quoteQty": _quote_of(spec, p, q),
-            "time": t,
-            "isBuyerMaker": m,
-            "isBestMatch": True,
-        }
-        for i, t, p, q, m in _cols(rows)
-    ]
-
-
-def agg_trades_rest(spec: SymbolSpec, rows: TradeRows) -> list[dict]:
-    """``GET /api/v3/aggTrades`` entries; every trade is its own aggregate."""
-    fp, fq = formatter(spec.price_decimals), formatter(spec.qty_decimals)
-    return [
-        {"a": i, "p": fp(p), "q": fq(q), "f": i, "l": i, "T": t, "m": m, "M": True}
-        for i, t, p, q, m in _cols(rows)
-    ]
-
-
-def trade_events(spec: SymbolSpec, rows: TradeRows, event_ms: int, agg: bool) -> list[dict]:
-    """``<symbol>@trade`` or ``<symbol>@aggTrade`` stream events."""
-    fp, fq = formatter(spec.price_decimals), formatter(spec.qty_decimals)
-    sym = spec.market_id
-    if agg:
-        return [
-            {"e": "aggTrade", "E": event_ms, "s": sym, "a": i, "p": fp(p), "q": fq(q),
-             "f": i, "l": i, "T": t, "m": m, "M": True}
-            for i, t, p, q, m in _cols(rows)
-        ]  # fmt: skip
-    return [
-        {"e": "trade", "E": event_ms, "s": sym, "t": i, "p": fp(p), "q": fq(q),
-         "T": t, "m": m, "M": True}
-        for i, t, p, q, m in _cols(rows)
-    ]  # fmt: skip
-
-
-def _cols(rows: TradeRows) -> Any:
-    return zip(
-        rows.ids.tolist(),
-        rows.times.tolist(),
-        rows.prices.tolist(),
-        rows.qty.tolist(),
-        rows.buyer_maker.tolist(),
-        strict=True,
-    )
-
-
 def _change(spec: SymbolSpec, t: Ticker24h) -> tuple[str, str, str]:
     fp = formatter(spec.price_decimals)
     change = t.last - t.open
@@ -186,6 +121,29 @@ def ticker_rest(spec: SymbolSpec, t: Ticker24h, bid: tuple[int, int], ask: tuple
         "openPrice": fp(t.open),
         "highPrice": fp(t.high),
         "lowPrice": fp(t.low),
+        "volume": fq(t.volume),
+        "quoteVolume": F8(t.quote),
+        "openTime": t.open_time,
+        "closeTime": t.close_time,
+        "firstId": t.first_id,
+        "lastId": t.last_id,
+        "count": t.count,
+    }
+
+
+def ticker_window(spec: SymbolSpec, t: Ticker24h, mini: bool) -> dict:
+    """A ``GET /api/v3/ticker`` entry (FULL or MINI), also ``ticker/24hr`` with type MINI."""
+    fp, fq = formatter(spec.price_decimals), formatter(spec.qty_decimals)
+    change, pct, avg = _change(spec, t)
+    head: dict = {"symbol": spec.market_id}
+    if not mini:
+        head.update(priceChange=change, priceChangePercent=pct, weightedAvgPrice=avg)
+    return {
+        **head,
+        "openPrice": fp(t.open),
+        "highPrice": fp(t.high),
+        "lowPrice": fp(t.low),
+        "lastPrice": fp(t.last),
         "volume": fq(t.volume),
         "quoteVolume": F8(t.quote),
         "openTime": t.open_time,
@@ -245,22 +203,8 @@ def mini_ticker_event(spec: SymbolSpec, t: Ticker24h, event_ms: int) -> dict:
     }
 
 
-def depth_rest(
-    spec: SymbolSpec, bids: list[tuple[int, int]], asks: list[tuple[int, int]], update_id: int
-) -> dict:
-    """The ``GET /api/v3/depth`` body."""
-    fp, fq = formatter(spec.price_decimals), formatter(spec.qty_decimals)
-    return {
-        "lastUpdateId": update_id,
-        "bids": [[fp(p), fq(q)] for p, q in bids],
-        "asks": [[fp(p), fq(q)] for p, q in asks],
-    }
-
-
 def symbol_info(spec: SymbolSpec, trading: bool) -> dict:
-    """One ``symbols`` entry of ``GET /api/v3/exchangeInfo``."""
-    fp, fq = formatter(spec.price_decimals), formatter(spec.qty_decimals)
-    min_notional = round(5.0 / spec.quote_usdt * 10**QUOTE_DECIMALS)
+    """One ``symbols`` entry of ``GET /api/v3/exchangeInfo``, with the filters orders obey."""
     return {
         "symbol": spec.market_id,
         "status": "TRADING" if trading else "BREAK",
@@ -271,8 +215,8 @@ def symbol_info(spec: SymbolSpec, trading: bool) -> dict:
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-        "icebergAllowed": False,
+        "orderTypes": list(ORDER_TYPES),
+        "icebergAllowed": True,
         "ocoAllowed": False,
         "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
@@ -281,29 +225,7 @@ def symbol_info(spec: SymbolSpec, trading: bool) -> dict:
         "amendAllowed": False,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": fp(1),
-                "maxPrice": fp(10 ** (spec.price_decimals + 7)),
-                "tickSize": fp(1),
-            },
-            {
-                "filterType": "LOT_SIZE",
-                "minQty": fq(1),
-                "maxQty": fq(9_000_000 * 10**spec.qty_decimals),
-                "stepSize": fq(1),
-            },
-            {
-                "filterType": "NOTIONAL",
-                "minNotional": F8(min_notional),
-                "applyMinToMarket": True,
-                "maxNotional": F8(9_000_000 * 10**QUOTE_DECIMALS),
-                "applyMaxToMarket": False,
-                "avgPriceMins": 5,
-            },
-            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
-        ],
+        "filters": [f.info() for f in symbol_filters(spec)],
         "permissions": [],
         "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
+import numpy as np
 import orjson
 from aiohttp import web
 
 from simulator import payloads
-from simulator.candles import INTERVALS
+from simulator.candles import INTERVALS, Candles
 from simulator.errors import ApiError, mandatory
 from simulator.market import SymbolSpec
 from simulator.venue import Venue
@@ -62,7 +65,7 @@ def symbols_param(venue: Venue, params: Mapping[str, str]) -> list[SymbolSpec]:
     return [s for s in specs if s is not None]
 
 
-def _limit(params: Mapping[str, str], default: int, maximum: int) -> int:
+def limit_param(params: Mapping[str, str], default: int, maximum: int) -> int:
     limit = int_param(params, "limit", default)
     assert limit is not None
     if limit <= 0:
@@ -70,7 +73,7 @@ def _limit(params: Mapping[str, str], default: int, maximum: int) -> int:
     return min(limit, maximum)
 
 
-def _time_range(params: Mapping[str, str]) -> tuple[int | None, int | None]:
+def time_range(params: Mapping[str, str]) -> tuple[int | None, int | None]:
     start, end = int_param(params, "startTime"), int_param(params, "endTime")
     if start is not None and end is not None and start > end:
         raise ApiError(400, -1023, "Start time is greater than end time.")
@@ -116,7 +119,7 @@ async def exchange_info(request: web.Request) -> web.Response:
     )
 
 
-async def klines(request: web.Request) -> web.Response:
+def _klines(request: web.Request) -> tuple[SymbolSpec, str, Candles]:
     venue, q = request.app[VENUE_KEY], request.query
     spec = symbol_param(venue, q)
     interval = q.get("interval")
@@ -124,43 +127,30 @@ async def klines(request: web.Request) -> web.Response:
         raise mandatory("interval")
     if interval not in INTERVALS:
         raise ApiError(400, -1120, "Invalid interval.")
-    start, end = _time_range(q)
-    candles = venue.klines(spec.symbol, interval, start, end, _limit(q, 500, 1000))
+    start, end = time_range(q)
+    candles = venue.klines(spec.symbol, interval, start, end, limit_param(q, 500, 1000))
     venue.stats["klines"] += len(candles)
-    return json_body(payloads.kline_rows(candles))
+    return spec, interval, candles
 
 
-async def depth(request: web.Request) -> web.Response:
-    venue, q = request.app[VENUE_KEY], request.query
-    spec = symbol_param(venue, q)
-    bids, asks, update_id = venue.book(spec.symbol, _limit(q, 100, 5000))
-    return json_body(payloads.depth_rest(spec, bids, asks, update_id))
+async def klines(request: web.Request) -> web.Response:
+    return json_body(payloads.kline_rows(_klines(request)[2]))
 
 
-async def trades(request: web.Request) -> web.Response:
-    venue, q = request.app[VENUE_KEY], request.query
-    spec = symbol_param(venue, q)
-    rows = venue.recent_trades(spec.symbol, _limit(q, 500, 1000))
-    return json_body(payloads.trades_rest(spec, rows))
+async def ui_klines(request: web.Request) -> web.Response:
+    """Klines for charts: each candle opens at the close before it (no gaps between bodies)."""
+    spec, interval, c = _klines(request)
+    if not len(c):
+        return json_body(payloads.kline_rows(c))
+    venue = request.app[VENUE_KEY]
+    before = venue.klines(spec.symbol, interval, end=int(c.open_time[0]) - 1, limit=1)
+    first = int(before.close[-1]) if len(before) else int(c.open[0])
+    open_ = np.concatenate([[first], c.close[:-1]])
+    ui = replace(c, open=open_, high=np.maximum(c.high, open_), low=np.minimum(c.low, open_))
+    return json_body(payloads.kline_rows(ui))
 
 
-async def agg_trades(request: web.Request) -> web.Response:
-    venue, q = request.app[VENUE_KEY], request.query
-    spec = symbol_param(venue, q)
-    start, end = _time_range(q)
-    from_id, limit = int_param(q, "fromId"), _limit(q, 500, 1000)
-    if start is not None and end is not None and end - start > 3_600_000:
-        raise ApiError(400, -1127, "More than 1 hours between startTime and endTime.")
-    if from_id is None and start is None and end is None:
-        rows = venue.recent_trades(spec.symbol, limit)
-    else:
-        if from_id is None and start is None:
-            start = end - 3_600_000 if end is not None else None
-        rows = venue.trades_from(spec.symbol, from_id=from_id, start=start, end=end, limit=limit)
-    return json_body(payloads.agg_trades_rest(spec, rows))
-
-
-def _tickers(request: web.Request, one: Callable[[SymbolSpec], dict | None]) -> web.Response:
+def tickers_body(request: web.Request, one: Callable[[SymbolSpec], dict | None]) -> web.Response:
     venue, q = request.app[VENUE_KEY], request.query
     specs = symbols_param(venue, q)
     entries = [e for e in (one(s) for s in specs) if e is not None]
@@ -179,10 +169,49 @@ async def ticker_24hr(request: web.Request) -> web.Response:
         t = venue.ticker_24h(spec.symbol, now)
         if t is None:
             return None
+        if _ticker_type(request) == "MINI":
+            return payloads.ticker_window(spec, t, mini=True)
         bids, asks, _ = venue.book(spec.symbol, 1, now)
         return payloads.ticker_rest(spec, t, bids[0], asks[0])
 
-    return _tickers(request, one)
+    return tickers_body(request, one)
+
+
+def _ticker_type(request: web.Request) -> str:
+    kind = request.query.get("type", "FULL") or "FULL"
+    if kind not in ("FULL", "MINI"):
+        raise ApiError(400, -1100, "Illegal characters found in parameter 'type'.")
+    return kind
+
+
+_WINDOW_RE = re.compile(r"^([1-9][0-9]?)([mhd])$")
+_WINDOW_MAX = {"m": 59, "h": 23, "d": 7}
+_WINDOW_MIN = {"m": 1, "h": 60, "d": 1440}
+
+
+def window_minutes(text: str) -> int:
+    """``windowSize`` (1m-59m, 1h-23h, 1d-7d) in minutes; Binance's -1100 otherwise."""
+    m = _WINDOW_RE.match(text)
+    if not m or int(m.group(1)) > _WINDOW_MAX[m.group(2)]:
+        raise ApiError(400, -1100, "Illegal characters found in parameter 'windowSize'; "
+                                   "legal range is '1m-59m, 1h-23h, 1d-7d'.")  # fmt: skip
+    return int(m.group(1)) * _WINDOW_MIN[m.group(2)]
+
+
+async def ticker_window(request: web.Request) -> web.Response:
+    """``GET /api/v3/ticker``: statistics over a rolling ``windowSize``, from a whole minute."""
+    venue, q = request.app[VENUE_KEY], request.query
+    if not q.get("symbol") and not q.get("symbols"):
+        raise mandatory("symbol")
+    minutes = window_minutes(q.get("windowSize") or "1d")
+    mini = _ticker_type(request) == "MINI"
+    now = venue.now_ms()
+
+    def one(spec: SymbolSpec) -> dict | None:
+        t = venue.ticker_24h(spec.symbol, now, window_min=minutes + 1)
+        return None if t is None else payloads.ticker_window(spec, t, mini)
+
+    return tickers_body(request, one)
 
 
 async def ticker_price(request: web.Request) -> web.Response:
@@ -193,26 +222,7 @@ async def ticker_price(request: web.Request) -> web.Response:
         price = venue.last_price(spec.symbol, now)
         return {"symbol": spec.market_id, "price": payloads.formatter(spec.price_decimals)(price)}
 
-    return _tickers(request, one)
-
-
-async def book_ticker(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    now = venue.now_ms()
-
-    def one(spec: SymbolSpec) -> dict:
-        bids, asks, _ = venue.book(spec.symbol, 1, now)
-        bid, ask = bids[0], asks[0]
-        fp, fq = payloads.formatter(spec.price_decimals), payloads.formatter(spec.qty_decimals)
-        return {
-            "symbol": spec.market_id,
-            "bidPrice": fp(bid[0]),
-            "bidQty": fq(bid[1]),
-            "askPrice": fp(ask[0]),
-            "askQty": fq(ask[1]),
-        }
-
-    return _tickers(request, one)
+    return tickers_body(request, one)
 
 
 def _by_limit(table: tuple[tuple[int, int], ...], default: int) -> Callable[[Mapping], int]:
@@ -224,6 +234,13 @@ def _by_limit(table: tuple[tuple[int, int], ...], default: int) -> Callable[[Map
         return next((w for top, w in table if limit <= top), table[-1][1])
 
     return weight
+
+
+def _count(q: Mapping[str, str]) -> int:
+    try:
+        return len(orjson.loads(q.get("symbols") or "[]")) or 1
+    except orjson.JSONDecodeError:
+        return 1
 
 
 def _with_symbol(one: int, many: int) -> Callable[[Mapping], int]:
@@ -239,6 +256,10 @@ WEIGHTS: dict[tuple[str, str], Callable[[Mapping], int]] = {
     ("GET", "/api/v3/depth"): _by_limit(((100, 5), (500, 25), (1000, 50), (10**9, 250)), 100),
     ("GET", "/api/v3/trades"): lambda q: 25,
     ("GET", "/api/v3/aggTrades"): lambda q: 4,
+    ("GET", "/api/v3/historicalTrades"): lambda q: 25,
+    ("GET", "/api/v3/uiKlines"): lambda q: 2,
+    ("GET", "/api/v3/avgPrice"): lambda q: 2,
+    ("GET", "/api/v3/ticker"): lambda q: 4 if q.get("symbol") else min(200, 4 * _count(q)),
     ("GET", "/api/v3/ticker/24hr"): _with_symbol(2, 80),
     ("GET", "/api/v3/ticker/price"): _with_symbol(2, 4),
     ("GET", "/api/v3/ticker/bookTicker"): _with_symbol(2, 4),
@@ -260,10 +281,8 @@ def public_routes() -> list[web.RouteDef]:
         web.get("/api/v3/time", server_time),
         web.get("/api/v3/exchangeInfo", exchange_info),
         web.get("/api/v3/klines", klines),
-        web.get("/api/v3/depth", depth),
-        web.get("/api/v3/trades", trades),
-        web.get("/api/v3/aggTrades", agg_trades),
+        web.get("/api/v3/uiKlines", ui_klines),
         web.get("/api/v3/ticker/24hr", ticker_24hr),
         web.get("/api/v3/ticker/price", ticker_price),
-        web.get("/api/v3/ticker/bookTicker", book_ticker),
+        web.get("/api/v3/ticker", ticker_window),
     ]

@@ -25,6 +25,7 @@ from simulator.clock import wall_ms
 from simulator.errors import ApiError
 from simulator.faults import retry_after_header
 from simulator.rest import VENUE_KEY, WEIGHTS, public_routes
+from simulator.rest_flow import flow_routes
 from simulator.settings import FaultSettings, SimulatorSettings
 from simulator.signed import BROKER_KEY, signed_routes
 from simulator.venue import Venue
@@ -128,7 +129,8 @@ class SimulatorServer:
         app = web.Application(middlewares=[binance_layer])
         app[VENUE_KEY] = self.venue
         app[BROKER_KEY] = self.broker
-        app.add_routes(public_routes() + signed_routes() + admin_routes() + self.hub.routes())
+        routes = public_routes() + flow_routes() + signed_routes() + admin_routes()
+        app.add_routes(routes + self.hub.routes())
 
         async def close_sockets(_: web.Application) -> None:
             await self.hub.close_all()

@@ -102,14 +102,16 @@ def _order_core(o: Order) -> dict:
 
 def order_query(o: Order) -> dict:
     """The ``GET /api/v3/order`` layout."""
+    fp, fq = formatter(o.spec.price_decimals), formatter(o.spec.qty_decimals)
+    working_since = o.time if o.triggered_at is None else o.triggered_at
     return {
         **_order_core(o),
-        "stopPrice": F8(0),
-        "icebergQty": F8(0),
+        "stopPrice": fp(o.stop_price),
+        "icebergQty": fq(o.iceberg_qty),
         "time": o.time,
         "updateTime": o.update_time,
-        "isWorking": True,
-        "workingTime": o.time,
+        "isWorking": o.working,
+        "workingTime": working_since if o.working else -1,
         "origQuoteOrderQty": F8(o.orig_quote),
         "selfTradePreventionMode": "NONE",
     }

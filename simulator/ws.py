@@ -1,12 +1,9 @@
 """Binance market streams over websocket: ``/ws``, ``/ws/<stream>``, ``/stream?streams=a/b``.
 
-Streams: ``<symbol>@kline_<interval>``, ``<symbol>@trade``, ``<symbol>@aggTrade``,
-``<symbol>@ticker`` and ``<symbol>@miniTicker`` (symbol in lower case). Control messages
-``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY`` and ``GET_PROPERTY``
-are answered as Binance does (``{"result": null, "id": n}``). A hub ticks every 50 ms of wall
-time: a kline stream pushes the final candle (``x: true``) as soon as it closes and the open
-candle every ``ws_update_ms``; tickers push every ``ws_update_ms``; trade streams push the
-trades since the previous tick (at most the newest 200 per tick, when the clock runs fast).
+The streams and what they push are in :mod:`simulator.streams` (symbol in lower case). Control
+messages ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY`` and
+``GET_PROPERTY`` are answered as Binance does (``{"result": null, "id": n}``). A hub ticks every
+50 ms of wall time and asks every subscribed stream for its due events.
 
 ``StreamHub.closed_sent`` maps ``(symbol, interval, open_time)`` of each final kline pushed to
 ``time.perf_counter()`` when the hub queued it for its subscribers (the newest
@@ -19,40 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from simulator import payloads
-from simulator.candles import INTERVALS, floor_open
+from simulator import streams
 from simulator.faults import WsFaults
-from simulator.market import SymbolSpec
+from simulator.streams import Stream
 from simulator.venue import Venue
 
-_STREAM_RE = re.compile(r"^([a-z0-9]+)@(kline_(\w+)|trade|aggTrade|ticker|miniTicker)$")
 _TICK_S = 0.05
-_TRADES_PER_TICK = 200
 _QUEUE_MAX = 20_000
 SENT_KEEP = 20_000  # closed-kline send times kept (~3 MB): a day of 1m candles of 14 symbols
 _log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Stream:
-    """One subscribed stream and the state that makes its pushes incremental."""
-
-    name: str
-    spec: SymbolSpec
-    kind: str  # kline, trade, aggTrade, ticker, miniTicker
-    interval: str = ""
-    open_ms: int = -1
-    cursor_ms: int = -1
-    last_push: float = float("-inf")
-    subscribers: set[Connection] = field(default_factory=set)
 
 
 class Connection:
@@ -64,16 +42,16 @@ class Connection:
         self.faults = faults
         self.streams: list[str] = []
         self.closing = False
-        self.queue: asyncio.Queue[tuple[bool, str]] = asyncio.Queue(_QUEUE_MAX)
+        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(_QUEUE_MAX)
 
-    def push(self, stream: str, payload: str) -> None:
+    def push(self, stream: str, payload: str, depth: bool = False) -> None:
         text = f'{{"stream":"{stream}","data":{payload}}}' if self.combined else payload
-        self._put((True, text))
+        self._put(("depth" if depth else "data", text))
 
     def reply(self, body: dict) -> None:
-        self._put((False, orjson.dumps(body).decode()))
+        self._put(("reply", orjson.dumps(body).decode()))
 
-    def _put(self, item: tuple[bool, str]) -> None:
+    def _put(self, item: tuple[str, str]) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -83,11 +61,11 @@ class Connection:
     async def writer(self) -> None:
         """Send queued frames, applying the websocket faults to data messages."""
         while True:
-            is_data, text = await self.queue.get()
-            if not is_data:
+            kind, text = await self.queue.get()
+            if kind == "reply":
                 await self.ws.send_str(text)
                 continue
-            frames, close = self.faults.process(text)
+            frames, close = self.faults.process(text, depth=kind == "depth")
             for frame in frames:
                 await self.ws.send_str(frame)
             if close:
@@ -108,15 +86,7 @@ class StreamHub:
 
     def parse(self, name: str) -> Stream | None:
         """The stream called ``name``, or None when it is not one the simulator serves."""
-        m = _STREAM_RE.match(name)
-        if not m:
-            return None
-        spec = self.venue.spec(m.group(1).upper())
-        interval = m.group(3) or ""
-        if spec is None or (m.group(3) is not None and interval not in INTERVALS):
-            return None
-        kind = "kline" if interval else m.group(2)
-        return Stream(name=name, spec=spec, kind=kind, interval=interval)
+        return streams.parse(self.venue, name)
 
     def subscribe(self, conn: Connection, names: list[str]) -> None:
         now = self.venue.now_ms()
@@ -126,9 +96,7 @@ class StreamHub:
                 stream = self.parse(name)
                 if stream is None:
                     continue
-                stream.cursor_ms = now
-                if stream.kind == "kline":
-                    stream.open_ms = floor_open(now, stream.interval)
+                streams.start(stream, now)
                 self.streams[name] = stream
             stream.subscribers.add(conn)
             if name not in conn.streams:
@@ -184,7 +152,7 @@ class StreamHub:
             now, wall = self.venue.now_ms(), loop.time()
             for stream in list(self.streams.values()):
                 try:
-                    events = self._produce(stream, now, wall)
+                    events = streams.produce(self.venue, stream, now, wall)
                 except Exception:
                     # one broken stream must not silence all the others
                     _log.exception("stream %s failed", stream.name)
@@ -192,7 +160,7 @@ class StreamHub:
                 for event in events:
                     payload = orjson.dumps(event).decode()
                     for conn in list(stream.subscribers):
-                        conn.push(stream.name, payload)
+                        conn.push(stream.name, payload, depth=stream.kind == "depth")
                         self.venue.stats["ws_messages"] += 1
                     if stream.kind == "kline" and event["k"]["x"]:
                         self._note_closed(stream, event["k"]["t"])
@@ -202,42 +170,6 @@ class StreamHub:
         self.closed_sent[(stream.spec.symbol, stream.interval, open_time)] = time.perf_counter()
         if len(self.closed_sent) > SENT_KEEP:
             self.closed_sent.popitem(last=False)
-
-    def _produce(self, s: Stream, now: int, wall: float) -> list[dict]:
-        venue, symbol = self.venue, s.spec.symbol
-        due = wall - s.last_push >= venue.settings.ws_update_ms / 1000
-        if s.kind == "kline":
-            events = []
-            current = floor_open(now, s.interval)
-            if current != s.open_ms:
-                done = venue.klines(symbol, s.interval, s.open_ms, current - 1, 1000, now)
-                events += [
-                    payloads.kline_event(s.spec, s.interval, done, i, now)
-                    for i in range(len(done))
-                    if done.closed[i]
-                ]
-                s.open_ms, due = current, True
-            if due:
-                live = venue.klines(symbol, s.interval, current, current, 1, now)
-                if len(live):
-                    events.append(payloads.kline_event(s.spec, s.interval, live, 0, now))
-                s.last_push = wall
-            return events
-        if s.kind in ("trade", "aggTrade"):
-            rows = venue.recent_trades(symbol, _TRADES_PER_TICK, now)
-            rows = rows.take(rows.times > s.cursor_ms)
-            s.cursor_ms = now
-            return payloads.trade_events(s.spec, rows, now, agg=s.kind == "aggTrade")
-        if not due:
-            return []
-        s.last_push = wall
-        ticker = venue.ticker_24h(symbol, now)
-        if ticker is None:
-            return []
-        if s.kind == "miniTicker":
-            return [payloads.mini_ticker_event(s.spec, ticker, now)]
-        bids, asks, _ = venue.book(symbol, 1, now)
-        return [payloads.ticker_event(s.spec, ticker, bids[0], asks[0], now)]
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The websocket endpoint."""
