@@ -54,13 +54,21 @@ def test_help_explains_every_flag_and_fault() -> None:
         assert word in out.stdout
 
 
-@pytest.mark.parametrize(("argv", "line"), [
-    (["--port", "99999"], "port = 99999: Input should be less than or equal to 65535"),
-    (["--fault", "nope=3"], "faults.nope = 3: unknown key; allowed: ban_after_violations, "),
-])
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--port", "99999"], "port = 99999: Input should be less than or equal to 65535"),
+        (["--fault", "nope=3"], "faults.nope = 3: unknown key; allowed: ban_after_violations, "),
+    ],
+)
 def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "simulator", *argv], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "simulator", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert out.stderr.startswith(f"invalid simulator settings: {line}")
     assert len(out.stderr.strip().splitlines()) == 1

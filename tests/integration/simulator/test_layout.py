@@ -73,12 +73,25 @@ def test_rest_market_data_layouts(sim_factory: fixtures.SimFactory) -> None:
                 "depth": await c.get("/api/v3/depth", symbol="BTCUSDT", limit=5),
                 "trades": await c.get("/api/v3/trades", symbol="BTCUSDT", limit=3),
                 "agg_trades": await c.get("/api/v3/aggTrades", symbol="BTCUSDT", limit=3),
+                "historical_trades": await c.get(
+                    "/api/v3/historicalTrades", symbol="BTCUSDT", limit=3
+                ),
+                "ui_klines": await c.get(
+                    "/api/v3/uiKlines", symbol="BTCUSDT", interval="1s", limit=2
+                ),
+                "avg_price": await c.get("/api/v3/avgPrice", symbol="BTCUSDT"),
+                "ticker_window": await c.get("/api/v3/ticker", symbol="BTCUSDT", windowSize="4h"),
+                "book_ticker": await c.get("/api/v3/ticker/bookTicker", symbol="BTCUSDT"),
             }
 
     served = run(body())
+    same_as = {"historical_trades": "trades", "ui_klines": "klines"}
     for name, payload in served.items():
-        assert layout(payload) == layout(documented(name)), name
-    filters = {f["filterType"]: f for f in served["exchange_info"]["symbols"][0]["filters"]}
+        assert layout(payload) == layout(documented(same_as.get(name, name))), name
+    symbol = served["exchange_info"]["symbols"][0]
+    assert symbol["orderTypes"] == ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT",
+                                    "TAKE_PROFIT_LIMIT"]  # fmt: skip
+    filters = {f["filterType"]: f for f in symbol["filters"]}
     for doc_filter in documented("exchange_info")["symbols"][0]["filters"]:
         assert layout(filters[doc_filter["filterType"]]) == layout(doc_filter)
 
@@ -136,6 +149,10 @@ def test_stream_event_layouts(sim_factory: fixtures.SimFactory) -> None:
         "ws_agg_trade": "btcusdt@aggTrade",
         "ws_ticker": "btcusdt@ticker",
         "ws_mini_ticker": "btcusdt@miniTicker",
+        "ws_depth_update": "btcusdt@depth@100ms",
+        "ws_partial_depth": "btcusdt@depth5@100ms",
+        "ws_book_ticker": "btcusdt@bookTicker",
+        "ws_avg_price": "btcusdt@avgPrice",
     }
     url = sim.base_url.replace("http", "ws") + "/stream?streams=" + "/".join(streams.values())
 

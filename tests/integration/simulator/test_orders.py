@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import ccxt
@@ -179,3 +183,83 @@ def test_cancel_all_and_history(sim_factory: fixtures.SimFactory) -> None:
     assert len(got["canceled"]) == 3 and got["open"] == []
     assert [o["status"] for o in got["all"]] == ["canceled"] * 3
     assert got["balance"]["USDT"]["free"] == 100_000 and got["balance"]["USDT"]["used"] == 0
+
+
+async def _signed(session: aiohttp.ClientSession, base_url: str, **params: Any) -> Any:
+    """POST /api/v3/order signed as Binance documents it."""
+    query = urlencode({**params, "timestamp": int(time.time() * 1000)})
+    signature = hmac.new(b"sim-secret", query.encode(), hashlib.sha256).hexdigest()
+    url = f"{base_url}/api/v3/order?{query}&signature={signature}"
+    async with session.post(url, headers={"X-MBX-APIKEY": "sim-key"}) as resp:
+        return await resp.json()
+
+
+def test_filters_reject_orders_with_binance_codes(sim_factory: fixtures.SimFactory) -> None:
+    sim = sim_factory(speed=FROZEN)
+    last = sim.venue.last_price("BTC/USDT")
+    near, far = f"{last * 0.99 / 100:.2f}", f"{last * 6 / 100:.2f}"
+    limit = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC"}
+    stop = {**limit, "side": "SELL", "type": "STOP_LOSS_LIMIT", "quantity": "0.001"}
+
+    async def body() -> dict:
+        async with aiohttp.ClientSession() as session:
+            post = lambda **p: _signed(session, sim.base_url, **p)  # noqa: E731
+            await post(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01")
+            out = {
+                "tick": await post(**limit, price=f"{last / 100:.2f}1", quantity="0.001"),
+                "percent": await post(**limit, price=far, quantity="0.001"),
+                "notional": await post(**limit, price=near, quantity="0.00001"),
+                "market_lot": await post(
+                    symbol="BTCUSDT", side="BUY", type="MARKET", quantity="5000"
+                ),  # fmt: skip
+                "iceberg": await post(**limit, price=near, quantity="0.01", icebergQty="0.0005"),
+                "type": await post(
+                    **limit | {"type": "STOP_LOSS"}, quantity="0.001", stopPrice=near
+                ),  # fmt: skip
+                "trigger": await post(**stop, price=near, stopPrice=f"{last * 1.01 / 100:.2f}"),
+            }
+            for i in range(6):
+                price = f"{last * (0.98 - i / 1000) / 100:.2f}"
+                out[f"algo{i}"] = await post(**stop, price=price, stopPrice=price)
+            return out
+
+    got = run(body())
+
+    def code(name: str) -> tuple[int, str]:
+        return got[name]["code"], got[name]["msg"]
+
+    assert code("tick") == (-1013, "Filter failure: PRICE_FILTER")
+    assert code("percent") == (-1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
+    assert code("notional") == (-1013, "Filter failure: NOTIONAL")
+    assert code("market_lot") == (-1013, "Filter failure: MARKET_LOT_SIZE")
+    assert code("iceberg") == (-1013, "Filter failure: ICEBERG_PARTS")
+    assert code("type") == (-1116, "Invalid orderType.")
+    assert code("trigger") == (-2010, "Order would trigger immediately.")
+    assert all(got[f"algo{i}"]["status"] == "NEW" for i in range(5))
+    assert code("algo5") == (-1013, "Filter failure: MAX_NUM_ALGO_ORDERS")
+
+
+def test_stop_limit_order_waits_for_its_stop_then_fills(sim_factory: fixtures.SimFactory) -> None:
+    sim = sim_factory(speed=FROZEN)
+    venue = sim.venue
+    last = venue.last_price("ETH/USDT")
+    stop, price = round(last * 0.995), round(last * 0.994)
+    placed_at = sim.now_ms()
+
+    async def body(ex: Any) -> dict:
+        await ex.create_order("ETH/USDT", "market", "buy", 0.1)
+        order = await ex.create_order("ETH/USDT", "limit", "sell", 0.05, price / 100,
+                                      {"stopLossPrice": stop / 100})  # fmt: skip
+        waiting = await ex.fetch_order(order["id"], "ETH/USDT")
+        sim.advance(12 * 3_600_000)
+        return {"waiting": waiting, "later": await ex.fetch_order(order["id"], "ETH/USDT")}
+
+    got = run(with_exchange(sim.base_url, body, **KEYS))
+    waiting, later = got["waiting"], got["later"]
+    assert waiting["info"]["type"] == "STOP_LOSS_LIMIT" and waiting["status"] == "open"
+    assert waiting["info"]["isWorking"] is False and waiting["triggerPrice"] == stop / 100
+    triggered = venue.first_cross("ETH/USDT", placed_at, sim.now_ms(), stop, buy=True)
+    assert triggered is not None
+    filled = venue.first_cross("ETH/USDT", triggered - 1, sim.now_ms(), price, buy=False)
+    assert later["status"] == "closed" and later["lastTradeTimestamp"] == filled
+    assert later["info"]["isWorking"] is True and later["info"]["workingTime"] == triggered
