@@ -6,7 +6,11 @@ Public API (import from the submodules; this package imports nothing so that loa
 * ``simulator.settings``: ``SimulatorSettings``, ``FaultSettings``
 * ``simulator.server``: ``SimulatorServer`` (async context manager), ``start_in_thread`` ->
   ``SimulatorHandle``
-* ``simulator.venue``: ``Venue`` (candles, trades, tickers, book as the servers answer them)
+* ``simulator.venue``: ``Venue`` (candles, trades, aggTrades, tickers, book as the servers
+  answer them)
 * ``simulator.market``: the seeded market model and its planted signal (see its docstring)
+* ``simulator.tape`` / ``simulator.trades``: the trades behind every candle
+* ``simulator.book``: the order book over time, its update ids and diffs
+* ``simulator.filters``: the symbol filters exchangeInfo lists and orders must pass
 * ``simulator.cli``: ``add_arguments`` / ``run`` for ``tradeflow sim``
 """

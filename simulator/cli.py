@@ -16,14 +16,20 @@ from pydantic import ValidationError
 from simulator.settings import FaultSettings, SimulatorSettings
 
 DESCRIPTION = """\
-Serve a simulated Binance spot exchange on loopback: the REST API under /api/v3 (klines,
-exchangeInfo, tickers, depth, trades, signed orders and account) and market streams on /ws and
-/stream, speaking exactly what ccxt's binance classes expect. The market is a seeded,
-deterministic random walk with volatility clustering; --signal plants a learnable short-term
-mean reversion (0 = pure random walk). Point a client at it by replacing
-https://api.binance.com with the printed base URL and wss://stream.binance.com:9443 with its
-ws:// form. Faults (429/418, 5xx, stalls, truncated bodies, dropped or shuffled websocket
-messages, outages) are set with --fault or at runtime through POST /admin/faults.
+Serve a simulated Binance spot exchange on loopback: the REST API under /api/v3 (klines and
+uiKlines from 1s to 1M, exchangeInfo with its filters, tickers over 24h or any window, avgPrice,
+the order book, trades, historicalTrades, aggTrades, signed orders and account) and market
+streams on /ws and /stream (klines, trade, aggTrade, ticker, miniTicker, bookTicker, avgPrice,
+depth diffs and partial books), speaking exactly what ccxt's binance classes expect.
+
+The market is seeded and deterministic: a random walk with volatility clustering (--signal
+plants a learnable short-term mean reversion; 0 = pure random walk) traded on a tape of trades
+whose aggregates are the candles, against an order book with a one- or two-tick spread whose
+diffs carry Binance's update ids. Markets can be made illiquid (settings: markets.<SYMBOL>.
+liquidity, quiet_hours). Point a client at it by replacing https://api.binance.com with the
+printed base URL and wss://stream.binance.com:9443 with its ws:// form. Faults (429/418, 5xx,
+stalls, truncated bodies, dropped, duplicated or shuffled websocket messages, skipped depth
+diffs, outages) are set with --fault or at runtime through POST /admin/faults.
 """
 
 EPILOG = """\
