@@ -267,12 +267,12 @@ class MaxNumAlgoOrders(SymbolFilter):
 def symbol_filters(spec: SymbolSpec) -> tuple[SymbolFilter, ...]:
     """The filters of ``spec``, as a liquid Binance spot market lists them today."""
     pd, qd = spec.price_decimals, spec.qty_decimals
-    hour_lots = max(1, round(60 * spec.volume_per_min * 10**qd))
     return (
         PriceFilter(pd, 1, 10 ** (pd + 7)),
         LotSize(qd, 1, 9_000_000 * 10**qd),
         IcebergParts(10),
-        LotSize(qd, 0, hour_lots, step=0, market=True),
+        # far above any balance, so an order the account cannot pay fails on its funds
+        LotSize(qd, 0, 5_000_000 * 10**qd, step=0, market=True),
         PercentPriceBySide(),
         Notional(round(5.0 / spec.quote_usdt * _UNIT), 9_000_000 * _UNIT),
         MaxNumOrders(200),

@@ -52,7 +52,7 @@ def test_exchange_info_lists_the_filters_of_a_binance_spot_market() -> None:
         ({"stop_price": 10**10, "type": "STOP_LOSS_LIMIT"}, "Filter failure: PRICE_FILTER"),
         ({"qty": 10**13}, "Filter failure: LOT_SIZE"),
         ({"qty": 100, "iceberg_qty": 5}, "Filter failure: ICEBERG_PARTS"),
-        ({"type": "MARKET", "price": 0, "qty": 10**9}, "Filter failure: MARKET_LOT_SIZE"),
+        ({"type": "MARKET", "price": 0, "qty": 6 * 10**11}, "Filter failure: MARKET_LOT_SIZE"),
         ({"price": 30_100_000}, "Filter failure: PERCENT_PRICE_BY_SIDE"),
         ({"price": 1_100_000}, "Filter failure: PERCENT_PRICE_BY_SIDE"),
         ({"qty": 5}, "Filter failure: NOTIONAL"),

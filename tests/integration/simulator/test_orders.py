@@ -210,7 +210,7 @@ def test_filters_reject_orders_with_binance_codes(sim_factory: fixtures.SimFacto
                 "percent": await post(**limit, price=far, quantity="0.001"),
                 "notional": await post(**limit, price=near, quantity="0.00001"),
                 "market_lot": await post(
-                    symbol="BTCUSDT", side="BUY", type="MARKET", quantity="5000"
+                    symbol="BTCUSDT", side="BUY", type="MARKET", quantity="6000000"
                 ),  # fmt: skip
                 "iceberg": await post(**limit, price=near, quantity="0.01", icebergQty="0.0005"),
                 "type": await post(
