@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from tradeflow.errors import UsageError
+
 _UNITS_MS = {
     "s": 1_000,
     "m": 60_000,
@@ -25,8 +27,12 @@ _WEEK_OFFSET_MS = 4 * 86_400_000
 MONTH = "M"
 
 
-class TimeframeError(ValueError):
-    """A timeframe string that is not of the form <n><s|m|h|d|w|M>."""
+class TimeframeError(UsageError, ValueError):
+    """A timeframe string that is not of the form <n><s|m|h|d|w|M>.
+
+    A :class:`~tradeflow.errors.UsageError` (one line and exit code 2 on the command line)
+    and a ValueError (pydantic turns it into a config error naming the key).
+    """
 
 
 def parse(timeframe: str) -> tuple[int, str]:

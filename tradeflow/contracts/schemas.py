@@ -23,7 +23,14 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from tradeflow import timeframes
-from tradeflow.contracts.rules import PRICE_COLUMNS, grid_offset
+from tradeflow.contracts.rules import (
+    PLAUSIBLE_FROM_MS,
+    PLAUSIBLE_TO_MS,
+    PRICE_COLUMNS,
+    REFUSED_AT_STORE,
+    RULES,
+    grid_offset,
+)
 
 CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
 PREDICTION_COLUMNS = ("open_time", "symbol", "probability", "model_version")
@@ -85,9 +92,37 @@ PredictionCheck = FrameCheck
 class ContractError(ValueError):
     """A frame broke its contract at a border that refuses bad data; ``check`` says how."""
 
-    def __init__(self, what: str, check: FrameCheck) -> None:
-        super().__init__(f"{what}: {check.summary()}")
+    def __init__(self, what: str, check: FrameCheck, message: str | None = None) -> None:
+        super().__init__(message or f"{what}: {check.summary()}")
         self.check = check
+
+
+class CandlesRefused(ContractError):
+    """The market store refused a frame whole: one line naming the rule, the first failing
+    cell and what is allowed."""
+
+
+def refusal(check: FrameCheck, what: str) -> CandlesRefused | None:
+    """The store's verdict: None when no ``refuse`` rule failed, else the error to raise."""
+    refused = check.failures[check.failures["rule"].isin(REFUSED_AT_STORE)]
+    if refused.empty:
+        return None
+    counts = refused.drop_duplicates(["row", "rule"])["rule"].value_counts(sort=False)
+    first = refused.iloc[0]
+    rule = str(first["rule"])
+    where = ""
+    if first["row"] != STRUCTURAL_ROW:
+        at, column, value = first["open_time"], str(first["column"]), first["value"]
+        if column == "open_time" or pd.isna(at):
+            shown = "empty" if pd.isna(at) else f"{int(at)} ({np.datetime64(int(at), 'ms')})"
+            where = f"; first: open_time {shown}"
+        else:
+            shown = "empty" if pd.isna(value) else f"{value:g}"
+            where = f"; first: {column} {shown} in the candle at {timeframes.iso(int(at))}"
+    parts = ", ".join(f"{r} {n}" for r, n in counts.items())
+    return CandlesRefused(what, check, (
+        f"{what}: refused {check.rows} candles, nothing written: {parts}{where}; "
+        f"allowed: {RULES[rule].description}"))
 
 
 # -- row rules: whole-column numpy; NaN passes here and is reported once as *_not_nan ---------
@@ -129,6 +164,11 @@ def _unique_times(times: pd.Series) -> pd.Series:
     return ~times.duplicated(keep=False)
 
 
+def _plausible_times(times: pd.Series) -> pd.Series:
+    t = times.to_numpy()
+    return _series((t >= PLAUSIBLE_FROM_MS) & (t < PLAUSIBLE_TO_MS), times)
+
+
 def _increasing_times(times: pd.Series) -> pd.Series:
     t = times.to_numpy()
     ok = np.ones(t.size, dtype=bool)
@@ -161,6 +201,7 @@ def candle_schema(timeframe: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         columns={
             "open_time": pa.Column("int64", [
+                _check(_plausible_times, "plausible_time"),
                 _check(_on_grid(timeframe), "on_grid"),
                 _check(_unique_times, "unique_open_time"),
                 _check(_increasing_times, "increasing_open_time"),

@@ -27,11 +27,12 @@ import numpy as np
 import pandas as pd
 
 from tradeflow import timeframes
+from tradeflow.contracts.rules import REFUSED_AT_STORE
 from tradeflow.contracts.schemas import check_candles
 from tradeflow.errors import UsageError
 from tradeflow.exchange.types import ExchangeError
 from tradeflow.market.gaps import find_gaps, subtract_ranges
-from tradeflow.market.quarantine import quarantine_rows
+from tradeflow.market.quarantine import add_quarantine, quarantine_rows
 from tradeflow.market.store import MarketStore, SeriesKey
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,10 @@ class _Writer:
                         timeframes.iso(int(batch["open_time"].min())), check.summary())
             bad = quarantine_rows(batch, check)
             # Quarantine first: a run killed in between leaves no bad candle unlisted.
-            self.report.quarantined += self.store.quarantine(self.key, bad, source="rest")
-            # A candle without prices cannot be stored (NOT NULL); it stays quarantined.
-            unstorable = bad.loc[bad["rule"] == "price_not_nan", "open_time"]
+            self.report.quarantined += add_quarantine(self.store, self.key, bad, source="rest")
+            # A candle without a true price cannot be stored (the store refuses it); it stays
+            # quarantined.
+            unstorable = bad.loc[bad["rule"].isin(REFUSED_AT_STORE), "open_time"]
             if not unstorable.empty:
                 batch = batch[~batch["open_time"].isin(unstorable)]
                 # Recorded as unfillable too, so gap repair stops asking for them on every

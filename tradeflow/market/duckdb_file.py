@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+
+from tradeflow.errors import UserError
 
 
 class _SharedFile:
@@ -40,8 +43,8 @@ _FILES: dict[str, _SharedFile] = {}
 _FILES_GUARD = threading.Lock()
 
 
-class StoreLockedError(RuntimeError):
-    """Another process held the database for longer than the retry budget."""
+class StoreLockedError(UserError):
+    """Another process held the database for longer than the retry budget (one line)."""
 
 
 class DuckDBFile:
@@ -123,8 +126,12 @@ class DuckDBFile:
                 # Another process has the file; a write transaction there is short.
                 if "lock" not in str(exc).lower() or attempt == self.lock_retries:
                     if "lock" in str(exc).lower():
+                        pid = re.search(r"PID (\d+)", str(exc))
+                        holder = f" (PID {pid.group(1)})" if pid else ""
                         raise StoreLockedError(
-                            f"{self.path} stayed locked by another process: {exc}"
+                            f"market store {self.path} stayed locked by another process"
+                            f"{holder} through {self.lock_retries} retries; DuckDB allows one "
+                            "writing process at a time: stop it or try again later"
                         ) from None
                     raise
                 time.sleep(delay * (0.5 + random.random()))

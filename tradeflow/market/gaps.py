@@ -8,6 +8,7 @@ missing head and tail of the window are reported too.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from tradeflow import timeframes
@@ -89,6 +90,40 @@ def find_gaps(store: MarketStore, key: SeriesKey, start: int | None = None,
         rows.append(pd.DataFrame(edges, columns=GAP_COLUMNS).astype("int64"))
     out = pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0]
     return out.sort_values("start_time", ignore_index=True)
+
+
+def missing_before(times: np.ndarray, timeframe: str) -> np.ndarray:
+    """For ascending open times on the grid, how many grid candles are missing just before
+    each one (NaN for the first): the pure twin of :func:`find_gaps`, for stored windows."""
+    times = np.asarray(times, dtype=np.int64)
+    out = np.full(times.size, np.nan)
+    if times.size < 2:
+        return out
+    n, unit = timeframes.parse(timeframe)
+    if unit == timeframes.MONTH:
+        months = times.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+        out[1:] = np.diff(months) // n - 1
+    else:
+        out[1:] = np.diff(times) // timeframes.duration_ms(timeframe) - 1
+    # Candles off the grid or out of order are other rules' findings, not gaps.
+    return np.maximum(out, 0, where=~np.isnan(out), out=out)
+
+
+def gap_runs(times: np.ndarray, timeframe: str) -> pd.DataFrame:
+    """Interior gaps of ascending open times, as :func:`find_gaps` reports them from SQL."""
+    times = np.asarray(times, dtype=np.int64)
+    missing = missing_before(times, timeframe)
+    at = np.flatnonzero(missing > 0)
+    if timeframes.is_calendar(timeframe):
+        starts = np.array([timeframes.next_open(int(times[i - 1]), timeframe) for i in at],
+                          dtype=np.int64)
+        ends = np.array([timeframes.previous_open(int(times[i]), timeframe) for i in at],
+                        dtype=np.int64)
+    else:
+        step = timeframes.duration_ms(timeframe)
+        starts, ends = times[at - 1] + step, times[at] - step
+    return pd.DataFrame({"start_time": starts, "end_time": ends,
+                         "missing": missing[at].astype(np.int64)}, columns=GAP_COLUMNS)
 
 
 def _edge(start: int, end: int, timeframe: str) -> tuple[int, int, int]:

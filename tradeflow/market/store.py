@@ -5,17 +5,22 @@ another process holds it (:mod:`tradeflow.market.duckdb_file`): a backfill and a
 another process take turns and neither fails. ``MarketStore(path, hold=True)`` keeps one
 connection open instead (one process owns the file; fastest for benchmarks, in-memory).
 
+Every write checks the candle contract (:mod:`tradeflow.contracts`), whoever writes: a frame
+with a candle at an implausible time, off its timeframe's grid or without a positive, finite
+price is refused whole with one line naming the rule and the first failing candle, and nothing
+is written. Candles breaking the other hard rules (a high below the body, a missing volume)
+are stored as received and listed in ``candles_quarantine`` in the same transaction.
+
 Uniqueness of a candle is enforced by the write path rather than by a primary-key index:
 DuckDB's ART index costs about 3x on bulk inserts (0.7M vs 2M rows/s here). Every write
-deletes the keys it replaces and inserts the batch in one transaction, batches are
-de-duplicated first, and writes within a process are serialised; across processes the file
-lock serialises them. :meth:`MarketStore.duplicate_count` checks the invariant.
+replaces the stored candles whose values differ from the batch's and inserts the new ones in
+one transaction (a candle written again unchanged keeps its row and ``ingested_at``, so a
+re-import changes nothing), batches are de-duplicated first, and writes within a process are
+serialised; across processes the file lock serialises them. :meth:`duplicate_count` checks
+the invariant.
 
-Candles that break a hard validation rule are stored as received and also listed in
-``candles_quarantine`` (key, rule, raw values, when found); ``read(exclude_quarantined=True)``
-leaves them out. Validation never rewrites the candles table. When a quarantined candle has
-since been replaced by different values that pass (a re-import, a refetch), validation moves
-its entries to ``candles_quarantine_released``.
+``read(usable_only=True)`` leaves out candles that are quarantined or excluded by a
+validation policy (:mod:`tradeflow.market.quarantine`); validation never rewrites candles.
 """
 
 from __future__ import annotations
@@ -32,87 +37,30 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tradeflow.contracts.rules import QUARANTINED_AT_STORE
+from tradeflow.contracts.schemas import FrameCheck, check_candles, refusal
 from tradeflow.market.duckdb_file import DuckDBFile
+from tradeflow.market.tables import (
+    QUARANTINE_VALUES,
+    VALUE_COLUMNS,
+    SeriesKey,
+    atomic,
+    create,
+    insert_quarantine,
+    registered,
+)
 
 if TYPE_CHECKING:
     from tradeflow.config import Settings
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_VALUES = ("open", "high", "low", "close", "volume")
+__all__ = ["CANDLE_VALUES", "MarketStore", "SeriesKey", "UnfillableGap", "WriteResult",
+           "open_store"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS candles (
-    exchange     VARCHAR NOT NULL,
-    symbol       VARCHAR NOT NULL,
-    timeframe    VARCHAR NOT NULL,
-    open_time    BIGINT  NOT NULL,   -- candle open, UTC milliseconds
-    open         DOUBLE  NOT NULL,
-    high         DOUBLE  NOT NULL,
-    low          DOUBLE  NOT NULL,
-    close        DOUBLE  NOT NULL,
-    volume       DOUBLE,
-    quote_volume DOUBLE,
-    trades       BIGINT,
-    ingested_at  TIMESTAMPTZ NOT NULL,
-    source       VARCHAR NOT NULL    -- 'rest', 'import:<file>', ...
-);
-CREATE TABLE IF NOT EXISTS unfillable_gaps (
-    exchange    VARCHAR NOT NULL,
-    symbol      VARCHAR NOT NULL,
-    timeframe   VARCHAR NOT NULL,
-    start_time  BIGINT  NOT NULL,    -- first missing open time
-    end_time    BIGINT  NOT NULL,    -- last missing open time
-    missing     BIGINT  NOT NULL,
-    reason      VARCHAR NOT NULL,
-    checked_at  TIMESTAMPTZ NOT NULL
-);
-CREATE TABLE IF NOT EXISTS candles_quarantine (
-    exchange     VARCHAR NOT NULL,
-    symbol       VARCHAR NOT NULL,
-    timeframe    VARCHAR NOT NULL,
-    open_time    BIGINT  NOT NULL,
-    rule         VARCHAR NOT NULL,   -- the hard rule broken (tradeflow.contracts.rules)
-    open         DOUBLE,             -- the values as received, NULL where they were missing
-    high         DOUBLE,
-    low          DOUBLE,
-    close        DOUBLE,
-    volume       DOUBLE,
-    source       VARCHAR NOT NULL,   -- who found it: 'rest', 'import:<file>', 'validate'
-    found_at     TIMESTAMPTZ NOT NULL
-);
-CREATE TABLE IF NOT EXISTS candles_quarantine_released (  -- entries whose candle was replaced
-    exchange     VARCHAR NOT NULL,                          -- by one that passes
-    symbol       VARCHAR NOT NULL,
-    timeframe    VARCHAR NOT NULL,
-    open_time    BIGINT  NOT NULL,
-    rule         VARCHAR NOT NULL,
-    open         DOUBLE,
-    high         DOUBLE,
-    low          DOUBLE,
-    close        DOUBLE,
-    volume       DOUBLE,
-    source       VARCHAR NOT NULL,
-    found_at     TIMESTAMPTZ NOT NULL,
-    released_at  TIMESTAMPTZ NOT NULL
-);
-CREATE TABLE IF NOT EXISTS series_state (
-    exchange       VARCHAR NOT NULL,
-    symbol         VARCHAR NOT NULL,
-    timeframe      VARCHAR NOT NULL,
-    listed_from    BIGINT,            -- earliest candle the exchange has (none before it)
-    updated_at     TIMESTAMPTZ NOT NULL
-);
-"""
-
-@dataclass(frozen=True, slots=True)
-class SeriesKey:
-    exchange: str
-    symbol: str
-    timeframe: str
-
-    def __str__(self) -> str:
-        return f"{self.exchange}:{self.symbol}:{self.timeframe}"
+# What a read returns by default; taker_buy_base and taker_buy_quote are asked for by name.
+CANDLE_VALUES = ("open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades")
+_FLOATS = tuple(c for c in VALUE_COLUMNS if c != "trades")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +69,23 @@ class UnfillableGap:
     end_time: int
     missing: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write stored: the candles the batch holds and new quarantine entries per rule."""
+
+    candles: int
+    quarantined: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One series' part of a write: the typed frame, its contract check and what to list."""
+
+    key: SeriesKey
+    frame: pd.DataFrame
+    quarantine: pd.DataFrame
 
 
 class MarketStore:
@@ -135,7 +100,7 @@ class MarketStore:
         self._connect = self._db.connect
         if not read_only:
             with self._connect(write=True) as con:
-                con.execute(_SCHEMA)
+                create(con)
 
     def close(self) -> None:
         self._db.close()
@@ -150,27 +115,44 @@ class MarketStore:
     def upsert(self, candles: pd.DataFrame | pa.Table, *, exchange: str | None = None,
                symbol: str | None = None, timeframe: str | None = None,
                source: str = "rest") -> int:
-        """Insert or replace candles in one transaction; returns the number of rows written.
+        """:meth:`write`, returning the number of candles the batch holds."""
+        return self.write(candles, exchange=exchange, symbol=symbol, timeframe=timeframe,
+                          source=source).candles
 
-        ``candles`` carries open_time, open, high, low, close, volume and optionally
-        quote_volume, trades and source; exchange, symbol and timeframe come from its columns
-        or from the arguments. Rows of one batch with the same key keep the last occurrence.
+    def write(self, candles: pd.DataFrame | pa.Table, *, exchange: str | None = None,
+              symbol: str | None = None, timeframe: str | None = None,
+              source: str = "rest") -> WriteResult:
+        """Check and store candles in one transaction.
+
+        ``candles`` carries open_time, open, high, low, close and optionally volume,
+        quote_volume, trades, taker_buy_base, taker_buy_quote and source (absent or NaN:
+        NULL); exchange, symbol and timeframe come from its columns or from the arguments.
+        Rows of one batch with the same key keep the last occurrence. Raises
+        :class:`~tradeflow.contracts.schemas.CandlesRefused` (nothing written) when a candle
+        breaks a rule the store refuses; candles breaking the other hard rules are stored
+        and quarantined with ``source``.
         """
         frame = candles.to_pandas() if isinstance(candles, pa.Table) else candles
-        batches = [(key, _series_table(part)) for key, part in
+        batches = [_checked(key, part) for key, part in
                    _split_series(frame, exchange, symbol, timeframe)]
-        batches = [(key, table) for key, table in batches if table.num_rows]
+        batches = [b for b in batches if len(b.frame)]
+        quarantined: dict[str, int] = {}
         if not batches:
-            return 0
+            return WriteResult(0, quarantined)
         with self._connect(write=True) as con:
-            try:
-                with _atomic(con):
-                    for key, table in batches:
-                        _write_series(con, key, table, source)
-            finally:
-                # Unregistering inside an aborted transaction fails and would hide the error.
-                con.unregister("batch")
-        return sum(table.num_rows for _, table in batches)
+            tables = [(b, pa.Table.from_pandas(b.frame, preserve_index=False)) for b in batches]
+            with atomic(con):
+                for batch, table in tables:
+                    _write_series(con, batch.key, table, source)
+                    for rule, rows in batch.quarantine.groupby("rule", sort=True):
+                        found = insert_quarantine(con, batch.key, rows, source)
+                        if found:
+                            quarantined[str(rule)] = quarantined.get(str(rule), 0) + found
+        if quarantined:
+            log.warning("%s: candles stored and quarantined: %s", ", ".join(
+                str(b.key) for b in batches), ", ".join(f"{r} {n}" for r, n in
+                                                        quarantined.items()))
+        return WriteResult(sum(len(b.frame) for b in batches), quarantined)
 
     def record_unfillable(self, key: SeriesKey, start: int, end: int, missing: int,
                           reason: str) -> None:
@@ -198,71 +180,6 @@ class MarketStore:
             return len(con.execute(f"DELETE FROM unfillable_gaps WHERE {where} RETURNING 1",
                                    params).fetchall())
 
-    def quarantine(self, key: SeriesKey, rows: pd.DataFrame, *, source: str) -> int:
-        """Record candles that broke a hard rule; returns how many entries are new.
-
-        ``rows`` carries open_time, rule and the raw open, high, low, close, volume. An entry
-        already recorded with the same key, rule and values is not added again, so validating
-        the same data twice changes nothing. The candles table is never touched.
-        """
-        if rows.empty:
-            return 0
-        batch = pd.DataFrame({
-            "open_time": rows["open_time"].to_numpy(dtype=np.int64),
-            "rule": rows["rule"].astype(str).to_numpy(dtype=object),
-            **{c: pd.to_numeric(rows[c], errors="coerce").to_numpy(dtype=np.float64)
-               for c in QUARANTINE_VALUES},
-        }).drop_duplicates()
-        same_values = " AND ".join(f"q.{c} IS NOT DISTINCT FROM b.{c}" for c in QUARANTINE_VALUES)
-        with self._connect(write=True) as con, _registered(con, "qbatch", batch):
-            row = con.execute(
-                "INSERT INTO candles_quarantine SELECT ?, ?, ?, b.open_time, b.rule, "
-                f"{', '.join('b.' + c for c in QUARANTINE_VALUES)}, ?, now() FROM qbatch b "
-                "WHERE NOT EXISTS (SELECT 1 FROM candles_quarantine q WHERE q.exchange = ? "
-                "AND q.symbol = ? AND q.timeframe = ? AND q.open_time = b.open_time "
-                f"AND q.rule = b.rule AND {same_values})",
-                [key.exchange, key.symbol, key.timeframe, source,
-                 key.exchange, key.symbol, key.timeframe],
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def release_quarantine(self, key: SeriesKey, start: int, end: int | None,
-                           still_failing: np.ndarray) -> int:
-        """Release quarantine entries in [start, end] whose candle was corrected.
-
-        An entry is released when a candle is stored at its open time with values other than
-        the quarantined raw ones and that open time is not in ``still_failing`` (the open
-        times that break a hard rule now). The entry moves to ``candles_quarantine_released``
-        with the time of release; returns how many entries moved.
-        """
-        changed = " OR ".join(f"q.{c} IS DISTINCT FROM c.{c}" for c in QUARANTINE_VALUES)
-        window = "q.open_time >= ?" + ("" if end is None else " AND q.open_time <= ?")
-        params: list[object] = [key.exchange, key.symbol, key.timeframe, start]
-        if end is not None:
-            params.append(end)
-        failing = pd.DataFrame({"open_time": np.asarray(still_failing, dtype=np.int64)})
-        picked = (
-            "SELECT q.* FROM candles_quarantine q JOIN candles c ON c.exchange = q.exchange "
-            "AND c.symbol = q.symbol AND c.timeframe = q.timeframe AND c.open_time = "
-            "q.open_time WHERE q.exchange = ? AND q.symbol = ? AND q.timeframe = ? AND "
-            f"{window} AND ({changed}) AND q.open_time NOT IN (SELECT open_time FROM failing)")
-        columns = ("exchange, symbol, timeframe, open_time, rule, "
-                   f"{', '.join(QUARANTINE_VALUES)}, source, found_at")
-        with self._connect(write=True) as con:
-            with _registered(con, "failing", failing):
-                released = con.execute(picked, params).df()
-            if released.empty:
-                return 0
-            with _registered(con, "released", released), _atomic(con):
-                con.execute(f"INSERT INTO candles_quarantine_released SELECT {columns}, now() "
-                            "FROM released")
-                con.execute(
-                    "DELETE FROM candles_quarantine q USING released r WHERE "
-                    "q.exchange = r.exchange AND q.symbol = r.symbol AND q.timeframe = "
-                    "r.timeframe AND q.open_time = r.open_time AND q.rule = r.rule AND "
-                    "q.source = r.source AND q.found_at = r.found_at")
-        return len(released)
-
     def set_listed_from(self, key: SeriesKey, listed_from: int) -> None:
         """Record the first candle the exchange has for a series (a later listing)."""
         with self._connect(write=True) as con:
@@ -277,22 +194,22 @@ class MarketStore:
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, key: SeriesKey, start: int | None = None, end: int | None = None,
-             columns: tuple[str, ...] = ("open_time", "open", "high", "low", "close",
-                                         "volume", "quote_volume", "trades"),
-             *, exclude_quarantined: bool = False) -> pd.DataFrame:
+             columns: tuple[str, ...] = CANDLE_VALUES, *,
+             usable_only: bool = False) -> pd.DataFrame:
         """Candles of one series with ``start <= open_time <= end``, ascending.
 
-        ``exclude_quarantined`` leaves out every candle whose key is in the quarantine, for
-        whatever rule (training reads this way).
+        ``usable_only`` leaves out every candle that is quarantined (for whatever rule) or
+        excluded by a validation policy: training and backtests read this way.
         """
         lo, hi = -(2**62) if start is None else start, 2**62 if end is None else end
         where = "exchange=? AND symbol=? AND timeframe=? AND open_time BETWEEN ? AND ?"
         params = [key.exchange, key.symbol, key.timeframe, lo, hi]
         anti = ""
-        if exclude_quarantined:
-            anti = (f"ANTI JOIN (SELECT DISTINCT open_time FROM candles_quarantine WHERE {where})"
-                    " AS q USING (open_time) ")
-            params = params + params
+        if usable_only:
+            anti = (f"ANTI JOIN (SELECT open_time FROM candles_quarantine WHERE {where} "
+                    f"UNION SELECT open_time FROM candles_excluded WHERE {where}) AS q "
+                    "USING (open_time) ")
+            params = params * 3
         sql = (f"SELECT {', '.join(columns)} FROM candles {anti}WHERE {where} "
                "ORDER BY open_time")
         with self._connect() as con:
@@ -361,9 +278,10 @@ class MarketStore:
         return int(row[0]) if row else 0
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read connection for the length of a ``with`` block (gap scans, coverage)."""
-        with self._connect() as con:
+    def connection(self, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for the length of a ``with`` block: reads (gap scans, coverage), or
+        with ``write`` the bookkeeping of quarantine and validation, serialised like upserts."""
+        with self._connect(write=write) as con:
             yield con
 
 
@@ -390,71 +308,81 @@ def _split_series(frame: pd.DataFrame, exchange: str | None, symbol: str | None,
     return parts
 
 
-def _series_table(frame: pd.DataFrame) -> pa.Table:
-    """A series' rows as an Arrow table: ascending open_time, last occurrence of a key kept."""
-    times = frame["open_time"].to_numpy(dtype=np.int64)
-    order: np.ndarray | None = None
-    if times.size > 1 and not bool((np.diff(times) > 0).all()):
-        reverse = times[::-1]
-        _, first_in_reverse = np.unique(reverse, return_index=True)
-        order = times.size - 1 - first_in_reverse  # ascending times, last occurrence
+def _checked(key: SeriesKey, part: pd.DataFrame) -> _Batch:
+    """The part as the store's typed frame, checked against the contract (or refused)."""
+    frame = _series_frame(part)
+    check = check_candles(frame, key.timeframe)
+    if check.ok:
+        return _Batch(key, frame, _NO_ROWS)
+    error = refusal(check, str(key))
+    if error is not None:
+        raise error
+    return _Batch(key, frame, _quarantine_rows(frame, check))
 
-    def column(name: str, dtype: Any) -> pa.Array:
-        if name not in frame.columns:
-            return pa.nulls(len(times) if order is None else len(order), type=dtype)
-        values = frame[name]
-        if order is not None:
-            values = values.iloc[order]
-        return pa.array(values, type=dtype, from_pandas=True)  # NaN/NA -> NULL
 
-    fields = {
-        "open_time": pa.array(times if order is None else times[order], type=pa.int64()),
-        **{c: column(c, pa.float64()) for c in ("open", "high", "low", "close", "volume",
-                                               "quote_volume")},
-        "trades": column("trades", pa.int64()),
-        "source": column("source", pa.string()),
-    }
-    return pa.table(fields)
+def _series_frame(part: pd.DataFrame) -> pd.DataFrame:
+    """A series' rows typed for the table: ascending open_time, last occurrence of a key kept,
+    absent columns NaN (NULL in the store)."""
+    times = part["open_time"]
+    if not pd.api.types.is_integer_dtype(times) or times.isna().any():
+        times = pd.to_numeric(times, errors="coerce")
+        whole = times.notna().all() and bool((times == np.floor(times)).all())
+        # Whole numbers in a float column are times; anything else is left for the contract
+        # to name (a float open_time fails its dtype rule).
+        times = times.astype(np.int64) if whole else times
+    t = times.to_numpy()
+    cols: dict[str, Any] = {"open_time": t}
+    for name in _FLOATS:
+        cols[name] = (pd.to_numeric(part[name], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan) if name in part.columns else np.nan)
+    trades = pd.to_numeric(part["trades"], errors="coerce") if "trades" in part.columns \
+        else pd.Series(np.nan, index=part.index)
+    cols["trades"] = pd.array(trades.to_numpy(dtype=np.float64, na_value=np.nan),
+                              dtype="Int64")
+    cols["source"] = part["source"].astype(object).to_numpy() if "source" in part.columns \
+        else None
+    frame = pd.DataFrame(cols)
+    if t.size > 1 and not bool((np.diff(t) > 0).all()):
+        _, first_in_reverse = np.unique(t[::-1], return_index=True)
+        frame = frame.iloc[t.size - 1 - first_in_reverse].reset_index(drop=True)
+    return frame
+
+
+def _quarantine_rows(frame: pd.DataFrame, check: FrameCheck) -> pd.DataFrame:
+    """(open_time, rule, raw values) of the candles the store keeps but quarantines."""
+    failures = check.failures
+    picked = failures[failures["rule"].isin(QUARANTINED_AT_STORE) & (failures["row"] >= 0)]
+    picked = picked.drop_duplicates(["row", "rule"])
+    rows = picked["row"].to_numpy(dtype=np.int64)
+    out = {"open_time": frame["open_time"].to_numpy()[rows],
+           "rule": picked["rule"].to_numpy(dtype=object)}
+    for col in QUARANTINE_VALUES:
+        out[col] = frame[col].to_numpy()[rows]
+    return pd.DataFrame(out)
+
+
+_NO_ROWS = pd.DataFrame(columns=["open_time", "rule", *QUARANTINE_VALUES])
+_CHANGED = " OR ".join(f"c.{c} IS DISTINCT FROM b.{c}" for c in VALUE_COLUMNS)
+_SERIES = ("c.exchange = $ex AND c.symbol = $sym AND c.timeframe = $tf "
+           "AND c.open_time BETWEEN $lo AND $hi")
 
 
 def _write_series(con: duckdb.DuckDBPyConnection, key: SeriesKey, table: pa.Table,
                   source: str) -> None:
     lo = table["open_time"][0].as_py()
     hi = table["open_time"][-1].as_py()
-    con.register("batch", table)
-    # Replace semantics: drop the stored rows this batch supersedes, bounded by time so
-    # DuckDB's zone maps skip untouched row groups.
-    con.execute(
-        "DELETE FROM candles WHERE exchange = $ex AND symbol = $sym AND timeframe = $tf "
-        "AND open_time BETWEEN $lo AND $hi AND open_time IN (SELECT open_time FROM batch)",
-        {"ex": key.exchange, "sym": key.symbol, "tf": key.timeframe, "lo": lo, "hi": hi},
-    )
-    con.execute(
-        "INSERT INTO candles SELECT $ex, $sym, $tf, open_time, open, high, low, close, "
-        "volume, quote_volume, trades, now(), coalesce(source, $src) FROM batch",
-        {"ex": key.exchange, "sym": key.symbol, "tf": key.timeframe, "src": source},
-    )
-
-
-@contextlib.contextmanager
-def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """One transaction: committed at the end of the block, rolled back by any exception."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
-@contextlib.contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
-                ) -> Iterator[None]:
-    """``frame`` visible to SQL as ``name`` for the block (entered outside any transaction
-    block it wraps: unregistering inside an aborted transaction fails)."""
-    con.register(name, frame)
-    try:
-        yield
-    finally:
-        con.unregister(name)
+    params = {"ex": key.exchange, "sym": key.symbol, "tf": key.timeframe, "lo": lo, "hi": hi}
+    with registered(con, "batch", table):
+        # Replace semantics: drop the stored rows whose values the batch changes, bounded by
+        # time so DuckDB's zone maps skip untouched row groups; then insert what is not
+        # stored as is. An unchanged candle keeps its row (and ingested_at).
+        con.execute(
+            f"DELETE FROM candles c USING batch b WHERE {_SERIES} "
+            f"AND c.open_time = b.open_time AND ({_CHANGED})", params)
+        con.execute(
+            f"INSERT INTO candles (exchange, symbol, timeframe, open_time, "
+            f"{', '.join(VALUE_COLUMNS)}, ingested_at, source) "
+            f"SELECT $ex, $sym, $tf, b.open_time, {', '.join('b.' + c for c in VALUE_COLUMNS)}, "
+            f"now(), coalesce(b.source, $src) FROM batch b WHERE NOT EXISTS (SELECT 1 FROM "
+            f"candles c WHERE {_SERIES} AND c.open_time = b.open_time)",
+            {**params, "src": source})

@@ -14,9 +14,11 @@ from tradeflow.contracts.schemas import ContractError, check_candles
 from tradeflow.market.backfill import Window, backfill_series, coverage_frame
 from tradeflow.market.importer import import_file
 from tradeflow.market.quarantine import (
+    add_quarantine,
     load_clean_candles,
     quarantine_failures,
     quarantine_rows,
+    release_quarantine,
 )
 from tradeflow.market.store import MarketStore, SeriesKey
 
@@ -40,6 +42,22 @@ def stored(store: MarketStore, frame: pd.DataFrame) -> None:
     store.upsert(frame, exchange=KEY.exchange, symbol=KEY.symbol, timeframe=KEY.timeframe)
 
 
+def stored_before_the_contract(store: MarketStore, frame: pd.DataFrame) -> None:
+    """Candles as a store of an earlier release kept them: written without any check."""
+    with store.connection(write=True) as con:
+        con.register("legacy", frame)
+        con.execute("INSERT INTO candles (exchange, symbol, timeframe, open_time, open, high, "
+                    "low, close, volume, ingested_at, source) SELECT ?, ?, ?, open_time, open, "
+                    "high, low, close, volume, now(), 'legacy' FROM legacy",
+                    [KEY.exchange, KEY.symbol, KEY.timeframe])
+        con.unregister("legacy")
+
+
+def failing_pairs(*pairs: tuple[int, str]) -> pd.DataFrame:
+    return pd.DataFrame(list(pairs), columns=["open_time", "rule"]).astype(
+        {"open_time": "int64", "rule": object})
+
+
 def test_quarantine_rows_carry_the_raw_values_once_per_row_and_rule() -> None:
     frame = candles()
     frame.loc[3, ["low", "close"]] = [-1.0, 0.0]  # two price cells, one rule
@@ -56,7 +74,7 @@ def test_quarantine_is_idempotent_and_never_touches_candles() -> None:
     frame = candles()
     frame.loc[2, "high"] = 50.0
     frame.loc[6, "volume"] = np.nan
-    stored(store, frame)
+    stored_before_the_contract(store, frame)
     before = store.read(KEY)
     check = check_candles(frame, "1m")
     assert quarantine_failures(store, KEY, frame, check, source="validate") == 2
@@ -80,13 +98,13 @@ def test_read_excluding_quarantined_candles() -> None:
                  timeframe=other.timeframe)
     bad = pd.DataFrame({"open_time": [T0 + 4 * MIN], "rule": ["high_ge_body"], "open": [1.0],
                         "high": [0.5], "low": [0.1], "close": [1.0], "volume": [1.0]})
-    store.quarantine(KEY, bad, source="test")
-    times = store.read(KEY, exclude_quarantined=True)["open_time"].tolist()
+    add_quarantine(store, KEY, bad, source="test")
+    times = store.read(KEY, usable_only=True)["open_time"].tolist()
     assert len(times) == 9 and T0 + 4 * MIN not in times
     assert len(store.read(KEY)) == 10  # the default read is unchanged
-    assert len(store.read(other, exclude_quarantined=True)) == 10  # per series
+    assert len(store.read(other, usable_only=True)) == 10  # per series
     window = store.read(KEY, T0 + 3 * MIN, T0 + 5 * MIN, columns=("open_time", "close"),
-                        exclude_quarantined=True)
+                        usable_only=True)
     assert window["open_time"].tolist() == [T0 + 3 * MIN, T0 + 5 * MIN]
 
 
@@ -94,7 +112,7 @@ def test_load_clean_candles_refuses_unvalidated_bad_rows_then_reads_around_them(
     store = MarketStore(":memory:")
     frame = candles()
     frame.loc[7, "low"] = frame.loc[7, "close"] + 5  # low above the body
-    stored(store, frame)
+    stored_before_the_contract(store, frame)
     with pytest.raises(ContractError, match="low_le_body 1"):
         load_clean_candles(store, KEY)
     quarantine_failures(store, KEY, frame, check_candles(frame, "1m"), source="validate")
@@ -147,7 +165,7 @@ def test_backfill_stores_a_bad_candle_as_sent_and_quarantines_it() -> None:
     assert store.read(KEY, bad_time, bad_time)["high"].tolist() == [1.0]
     assert store.read(KEY, nan_time, nan_time).empty
     assert store.duplicate_count() == 0
-    clean = store.read(KEY, exclude_quarantined=True)["open_time"]
+    clean = store.read(KEY, usable_only=True)["open_time"]
     assert not clean.isin([bad_time, nan_time, dup_time]).any()
     assert coverage_frame([report])["quarantined"].tolist() == [4]
     # A second run fetches little and re-finds nothing new.
@@ -166,12 +184,12 @@ def test_import_quarantines_bad_candles_of_a_well_formed_file(tmp_path: Path) ->
     path.write_text("\n".join(rows) + "\n")
     store = MarketStore(":memory:")
     result = import_file(store, path)
-    assert result.rows == 5 and result.quarantined == 1
+    assert result.rows == 5 and result.quarantined == {"high_ge_body": 1}
     entries = store.quarantined(KEY)
     assert entries[["open_time", "rule", "high", "source"]].values.tolist() == [
         [T0 + 2 * MIN, "high_ge_body", 41000.0, f"import:{path.name}"]]
     assert len(store.read(KEY)) == 5
-    assert import_file(store, path).quarantined == 0  # re-import: nothing new
+    assert import_file(store, path).quarantined == {}  # re-import: nothing new
     assert timeframes.iso(int(entries["open_time"].iloc[0])) == "2024-01-01 00:02"
 
 
@@ -179,19 +197,19 @@ def test_a_corrected_candle_is_released_and_an_unchanged_one_stays() -> None:
     store = MarketStore(":memory:")
     frame = candles()
     frame.loc[2, "high"] = 50.0      # high below the body
-    frame.loc[6, "low"] = -1.0       # a negative price
-    stored(store, frame)
+    frame.loc[6, "low"] = -1.0       # a negative price (a store of an earlier release)
+    stored_before_the_contract(store, frame)
     assert quarantine_failures(store, KEY, frame, check_candles(frame, "1m"),
                                source="validate") == 2
     stored(store, candles().iloc[[2]])  # a re-import brings the exchange's corrected candle
-    failing = np.array([T0 + 6 * MIN])  # what the hard rules say now
-    assert store.release_quarantine(KEY, T0, None, failing) == 1
+    failing = failing_pairs((T0 + 6 * MIN, "price_positive"))  # what the rules say now
+    assert release_quarantine(store, KEY, T0, None, failing) == 1
     left = store.quarantined(KEY)
     assert left["open_time"].tolist() == [T0 + 6 * MIN]
     released = store.sql("SELECT open_time, rule, high, source FROM candles_quarantine_released")
     assert released.values.tolist() == [[T0 + 2 * MIN, "high_ge_body", 50.0, "validate"]]
-    assert T0 + 2 * MIN in set(store.read(KEY, exclude_quarantined=True)["open_time"])
-    assert store.release_quarantine(KEY, T0, None, failing) == 0  # nothing more to release
+    assert T0 + 2 * MIN in set(store.read(KEY, usable_only=True)["open_time"])
+    assert release_quarantine(store, KEY, T0, None, failing) == 0  # nothing more to release
 
 
 def test_an_entry_is_not_released_while_its_candle_still_fails_or_is_outside_the_window(
@@ -199,16 +217,28 @@ def test_an_entry_is_not_released_while_its_candle_still_fails_or_is_outside_the
     store = MarketStore(":memory:")
     frame = candles()
     frame.loc[3, "high"] = 50.0
-    stored(store, frame)
-    quarantine_failures(store, KEY, frame, check_candles(frame, "1m"), source="validate")
+    stored(store, frame)             # quarantined by the store as it is written
     worse = frame.iloc[[3]].copy()
     worse["high"] = 40.0             # replaced, but by another bad candle
     stored(store, worse)
-    assert store.release_quarantine(KEY, T0, None, np.array([T0 + 3 * MIN])) == 0
+    still = failing_pairs((T0 + 3 * MIN, "high_ge_body"))
+    assert release_quarantine(store, KEY, T0, None, still) == 0
     stored(store, candles().iloc[[3]])
-    assert store.release_quarantine(KEY, T0 + 4 * MIN, None, np.array([], dtype=np.int64)) == 0
-    assert store.release_quarantine(KEY, T0, T0 + 2 * MIN, np.array([], dtype=np.int64)) == 0
-    assert store.release_quarantine(KEY, T0, T0 + 3 * MIN, np.array([], dtype=np.int64)) == 1
+    none = failing_pairs()
+    assert release_quarantine(store, KEY, T0 + 4 * MIN, None, none) == 0
+    assert release_quarantine(store, KEY, T0, T0 + 2 * MIN, none) == 0
+    assert release_quarantine(store, KEY, T0, T0 + 3 * MIN, none) == 2  # both findings
+
+
+def test_a_soft_rule_entry_is_released_once_it_passes_though_the_candle_is_unchanged() -> None:
+    store = MarketStore(":memory:")
+    stored(store, candles())
+    row = candles().iloc[[5]].assign(rule="extreme_wick")
+    add_quarantine(store, KEY, row, source="validate")
+    assert release_quarantine(store, KEY, T0, None,
+                              failing_pairs((T0 + 5 * MIN, "extreme_wick"))) == 0
+    assert release_quarantine(store, KEY, T0, None, failing_pairs()) == 1
+    assert store.quarantined(KEY).empty
 
 
 def test_validation_releases_what_it_quarantined_once_the_candle_is_corrected(
@@ -222,7 +252,7 @@ def test_validation_releases_what_it_quarantined_once_the_candle_is_corrected(
     store = MarketStore(":memory:")
     frame = candles()
     frame.loc[4, "high"] = 50.0
-    stored(store, frame)
+    stored_before_the_contract(store, frame)
     first = check_series(store, KEY, plan)
     assert (first.hard_failed, first.quarantined, first.released) == (1, 1, 0)
     stored(store, candles().iloc[[4]])
