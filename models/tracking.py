@@ -6,6 +6,10 @@ What a run holds:
 * ``config/resolved.yaml``: the whole resolved strategy, the relevant settings (secrets left
   out) and the request (end, window); the same, flattened, as params (``strategy.label.horizon``
   ...; lists as JSON);
+* the validation policies (``settings.validation.policies.<rule>``) and, as metrics, how many
+  candles of the loaded window each rule set aside (``data.excluded.<rule>``,
+  ``data.quarantined.<rule>``) and how many no validation run had judged
+  (``data.unvalidated``);
 * metrics, in one ``log_batch``: ``oos.*`` for the model, ``baseline.<kind>.*`` for each
   baseline, per fold ``fold.auc`` / ``fold.sharpe`` / ... with ``step`` = fold number (and
   ``baseline.<kind>.fold.*``). Infinite or NaN values (e.g. a profit factor without losing
@@ -93,6 +97,8 @@ def resolved_config(result: TrainingResult, settings: Settings,
         "strategy": result.strategy.model_dump(mode="json"),
         "settings": {
             "exchange": exchange, "store": settings.store.model_dump(mode="json"),
+            # What validation set aside decides what the model learned from.
+            "validation": {"policies": settings.validation.policies.model_dump()},
             "store_path": settings.store_path, "mlflow": mlflow_section,
             "data_dir": str(settings.data_dir),
         },
@@ -126,6 +132,7 @@ def all_metrics(result: TrainingResult) -> list[tuple[str, float, int]]:
     out += [("data.samples", float(result.samples), 0),
             ("data.labelled", float(result.labelled), 0),
             ("data.candles", float(sum(len(f) for f in result.candles.values())), 0)]
+    out += [(k, v, 0) for k, v in result.set_aside.metrics().items()]
     return out
 
 

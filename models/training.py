@@ -40,6 +40,7 @@ from models.walkforward import walk_forward_folds
 from tradeflow import timeframes
 from tradeflow.backtest import BacktestResult, backtest_strategy, backtest_strategy_portfolio
 from tradeflow.errors import UsageError, UserError
+from tradeflow.market.quarantine import SetAside, load_clean_candles, set_aside
 from tradeflow.market.store import MarketStore, SeriesKey
 from tradeflow.strategy import CostSettings, StrategySettings
 
@@ -134,10 +135,10 @@ def load_candles(store: MarketStore, exchange: str, strategy: StrategySettings, 
                  end_ms: int) -> dict[str, pd.DataFrame]:
     """Validated candles of every strategy symbol with ``start_ms <= open_time < end_ms``.
 
-    Quarantined candles are left out (``tradeflow.validation.load_clean_candles``).
+    Candles validation set aside (quarantined or excluded by a policy) are left out
+    (:func:`tradeflow.market.quarantine.load_clean_candles`).
     """
     from tradeflow.contracts.schemas import ContractError
-    from tradeflow.market.quarantine import load_clean_candles
 
     out: dict[str, pd.DataFrame] = {}
     for symbol in strategy.symbols:
@@ -176,6 +177,7 @@ class TrainingData:
     window: TrainWindow
     candles: dict[str, pd.DataFrame]
     data_hash: str
+    set_aside: SetAside = field(default_factory=SetAside)
 
 
 def load_training_data(store: MarketStore, exchange: str, strategy: StrategySettings,
@@ -184,7 +186,9 @@ def load_training_data(store: MarketStore, exchange: str, strategy: StrategySett
     pipeline = FeaturePipeline.from_strategy(strategy)
     window = train_window(strategy, end_ms, window_days, pipeline.warmup)
     candles = load_candles(store, exchange, strategy, window.load_from_ms, window.end_ms)
-    return TrainingData(strategy, window, candles, data_hash(candles))
+    keys = [SeriesKey(exchange, s, strategy.timeframe) for s in strategy.symbols]
+    aside = set_aside(store, keys, window.load_from_ms, window.end_ms - 1)
+    return TrainingData(strategy, window, candles, data_hash(candles), aside)
 
 
 # -- samples ---------------------------------------------------------------------------------
@@ -377,6 +381,7 @@ class TrainingResult:
     samples: int
     labelled: int
     candles: dict[str, pd.DataFrame]
+    set_aside: SetAside = field(default_factory=SetAside)
     run_id: str | None = None
     model_uri: str | None = None
     version: str | None = None
@@ -423,6 +428,7 @@ class TrainingResult:
             f"Trained on {tags['train_start']} .. {tags['train_end']} UTC "
             f"({self.labelled:,} labelled samples, data hash `{self.data_hash[:12]}`); "
             f"MLflow run `{self.run_id}`.\n\n"
+            f"Left out by validation: {'; '.join(self.set_aside.lines()) or 'none'}.\n\n"
             "Walk-forward out of sample, after fees and slippage:\n\n"
             + "\n".join([head, rule, *body]) + "\n"
         )
@@ -458,4 +464,4 @@ def fit_and_evaluate(data: TrainingData) -> TrainingResult:
     model = CandleModel(pipeline, estimators, metadata,
                         momentum_horizon=strategy.label.horizon if reads_momentum else None)
     return TrainingResult(strategy, data.window, data.data_hash, pipeline, model, evaluations,
-                          len(samples), labelled, data.candles)
+                          len(samples), labelled, data.candles, data.set_aside)

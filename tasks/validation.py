@@ -13,13 +13,14 @@ from tradeflow.validation.run import (
     ValidationPlan,
     build_report,
     check_series,
+    mark_judged_series,
     run_gx,
 )
 
 
 @task(name="check-series", task_run_name="check {key}", cache_policy=NO_CACHE)
 def check_series_task(store: MarketStore, key: SeriesKey, plan: ValidationPlan) -> SeriesCheck:
-    """Check one series' window against the hard rules and quarantine failing candles."""
+    """Judge one series' candles by every rule and apply each rule's policy."""
     return check_series(store, key, plan)
 
 
@@ -36,3 +37,9 @@ def publish_validation_report(report: ValidationReport) -> str:
     create_markdown_artifact(markdown=markdown, key="candle-validation",
                              description="Candle validation: rules per series, Data Docs link")
     return markdown
+
+
+@task(name="mark-judged", cache_policy=NO_CACHE)
+def mark_judged_task(store: MarketStore, checks: list[SeriesCheck]) -> int:
+    """Move each judged series' watermark, so the next run judges only newer candles."""
+    return mark_judged_series(store, checks)

@@ -154,26 +154,51 @@ class TraderSettings(Frozen):
     use_websocket: bool = True
 
 
-class ValidationSettings(Frozen):
-    """Candle validation: the window checked, soft-rule thresholds, the hard-failure budget."""
+Policy = Literal["warn", "quarantine", "exclude"]
 
-    window_days: float = Field(7.0, gt=0, description="days of candles the validate flow checks")
+
+class PolicySettings(Frozen):
+    """What validation does with a candle failing each soft rule (tradeflow.contracts.rules).
+
+    ``quarantine`` lists it (as hard rules always do) and counts it against the failure
+    budget; ``exclude`` keeps it in the store but out of training and backtests; ``warn``
+    only reports it. Gaps and a stale last candle concern no stored candle: warn only.
+    """
+
+    extreme_return: Policy = "warn"
+    # A wick of 19% in a calm market is a bad print far more often than a trade.
+    extreme_wick: Policy = "exclude"
+    # Forward-filled candles carry no trade: their prices are copies, not the market's.
+    synthetic_fill: Policy = "exclude"
+    # A series spaced unlike its timeframe is a misnamed file: every candle is suspect.
+    timeframe_spacing: Policy = "quarantine"
+    volume_spike: Policy = "warn"
+    gap: Literal["warn"] = "warn"
+    stale: Literal["warn"] = "warn"
+
+
+class ValidationSettings(Frozen):
+    """Candle validation: soft-rule thresholds and policies, the quarantine budget."""
+
     return_sigma_k: float = Field(
         8.0, gt=0, description="extreme move: |log return| beyond k rolling std devs"
     )
     return_window: int = Field(240, ge=10, description="candles in the rolling return std")
     volume_window: int = Field(240, ge=10, description="candles in the rolling volume mean/std")
     volume_z_max: float = Field(12.0, gt=0, description="volume spike: z-score above this")
-    zero_volume_run_max: int = Field(
-        5, ge=1, description="longest tolerated run of flat zero-volume candles"
-    )
     freshness_candles: int = Field(
         3, ge=0, description="stale: last candle more than N candles behind the last closed"
     )
     max_hard_failure_share: float = Field(
         0.01, ge=0, le=1,
-        description="validate fails above this share of candles breaking hard rules",
+        description="validate fails above this share of judged candles quarantined (hard "
+        "rules, and soft rules whose policy is quarantine)",
     )
+    policies: PolicySettings = PolicySettings()
+
+    def policy(self, rule: str) -> str:
+        """The policy of a rule: a soft rule's as configured; hard rules always quarantine."""
+        return str(getattr(self.policies, rule, "quarantine"))
 
 
 class Settings(Frozen):

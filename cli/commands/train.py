@@ -7,7 +7,9 @@ cross-validation with purging and an embargo, and their out-of-sample probabilit
 backtested with the strategy's signal, sizing, exits, fees and slippage. Prints model vs
 baselines (AUC, log loss, Sharpe with its bootstrap interval, total return, max drawdown,
 trades), the MLflow run id and the registered version. Candles come from the market store
-(run `tradeflow backfill` and `tradeflow validate` first).
+(run `tradeflow backfill` and `tradeflow validate` first); candles validation quarantined or
+excluded (synthetic forward-filled candles, by default) are left out, and the counts per rule
+are printed and logged with the run.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     tags = result.window.tags()
     print(f"{strategy.model_name}: trained on {tags['train_start']} .. {tags['train_end']} UTC, "
           f"{result.labelled:,} labelled samples, {strategy.training.folds} walk-forward folds")
+    aside = result.set_aside
+    print("left out by validation: " + ("; ".join(aside.lines()) or "none"))
+    if aside.unjudged:
+        print(f"warning: {aside.unjudged:,} candles of the window were never validated; run "
+              "`tradeflow validate` so its policies (synthetic fills, ...) apply")
     print("out of sample, after fees and slippage:\n")
     print(result.table())
     print(f"\nMLflow run: {result.run_id}")

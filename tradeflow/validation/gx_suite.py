@@ -24,7 +24,12 @@ from urllib.request import url2pathname
 import pandas as pd
 
 from tradeflow.config import ValidationSettings
-from tradeflow.contracts.rules import PRICE_COLUMNS, RULES
+from tradeflow.contracts.rules import (
+    PLAUSIBLE_FROM_MS,
+    PLAUSIBLE_TO_MS,
+    PRICE_COLUMNS,
+    RULES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +118,13 @@ def build_expectations(cfg: ValidationSettings) -> list[Any]:
 
     def tag(rule: str, text: str) -> dict[str, Any]:
         severity = RULES[rule].severity
-        return {"meta": {"rule": rule, "severity": severity},
-                "description": f"{rule} [{severity}]: {text}"}
+        policy = "quarantine" if severity == "hard" else cfg.policy(rule)
+        return {"meta": {"rule": rule, "severity": severity, "policy": policy},
+                "description": f"{rule} [{severity}, {policy}]: {text}"}
 
-    out: list[Any] = []
+    out: list[Any] = [gxe.ExpectColumnValuesToBeBetween(
+        column="open_time", min_value=PLAUSIBLE_FROM_MS, max_value=PLAUSIBLE_TO_MS - 1,
+        **tag("plausible_time", "open_time is between 2009-01-03 and 2100-01-01 UTC (ms)"))]
     for col in PRICE_COLUMNS:
         out.append(gxe.ExpectColumnValuesToNotBeNull(
             column=col, **tag("price_not_nan", f"{col} is present")))
@@ -150,10 +158,17 @@ def build_expectations(cfg: ValidationSettings) -> list[Any]:
             column="wick_z", max_value=cfg.return_sigma_k,
             **tag("extreme_wick", "wick_z (log excursion of high above or low below the "
                   f"body, over the rolling return std) is at most {cfg.return_sigma_k:g}")),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="synthetic_fill", value_set=[0],
+            **tag("synthetic_fill", "synthetic_fill (zero volume and open = high = low = "
+                  "close = the previous close: a forward-filled candle) is 0")),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="timeframe_mismatch", value_set=[0],
+            **tag("timeframe_spacing", "timeframe_mismatch (the series' dominant spacing "
+                  "between candles is not its timeframe) is 0")),
         gxe.ExpectColumnValuesToBeBetween(
-            column="zero_volume_run", max_value=cfg.zero_volume_run_max,
-            **tag("zero_volume_run", "zero_volume_run (length of the flat zero-volume run a "
-                  f"candle is in) is at most {cfg.zero_volume_run_max}")),
+            column="gap_before", max_value=0,
+            **tag("gap", "gap_before (grid candles missing just before this one) is 0")),
         gxe.ExpectColumnValuesToBeBetween(
             column="volume_z", max_value=cfg.volume_z_max,
             **tag("volume_spike", f"volume_z (against the {cfg.volume_window}-candle rolling "

@@ -1,12 +1,11 @@
-"""The outcome of a validation run: counts per series and rule, and its renderings.
+"""The outcome of a validation run: counts per series and rule, gaps, and its renderings.
 
-One report feeds the CLI table, the Prefect markdown artifact and the flow's pass/fail
-decision, so all three always agree.
+One report feeds the CLI table, the Prefect markdown artifact, the summary page and the
+flow's pass/fail decision, so all of them always agree.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,12 @@ import pandas as pd
 
 from tradeflow import timeframes
 from tradeflow.contracts.rules import HARD, RULES
+from tradeflow.validation.summary_page import render_page
 
 # Rules the suite judges, in report order (structural rules only arise at borders).
 REPORT_RULES = tuple(r for r in RULES
                      if r not in ("column_present", "dtype", "open_time_not_null"))
+GAPS_LISTED = 200  # per series on the summary page (the longest ones); the terminal shows 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,18 +31,54 @@ class RuleResult:
     severity: str
     checked: int
     failed: int
+    policy: str = "warn"
+
+
+@dataclass(frozen=True, slots=True)
+class GapSummary:
+    """The gaps of a judged span: how many, how long, which a backfill may still fill."""
+
+    count: int
+    missing: int
+    longest: int
+    repairable: int   # gaps a backfill may fill
+    unfillable: int   # gaps recorded unfillable: the exchange has no candles there
+    listing: tuple[tuple[int, int, int, str], ...] = ()  # (start, end, missing, kind)
+
+    @classmethod
+    def of(cls, gaps: pd.DataFrame, known: list[tuple[int, int]]) -> GapSummary:
+        """From gap runs (start_time, end_time, missing) and recorded unfillable ranges."""
+        rows = [(int(s), int(e), int(m),
+                 "unfillable" if any(a <= s and e <= b for a, b in known) else "repairable")
+                for s, e, m in gaps[["start_time", "end_time", "missing"]].itertuples(
+                    index=False)]
+        unfillable = sum(1 for r in rows if r[3] == "unfillable")
+        longest = sorted(rows, key=lambda r: (-r[2], r[0]))
+        return cls(len(rows), sum(r[2] for r in rows), longest[0][2] if rows else 0,
+                   len(rows) - unfillable, unfillable, tuple(longest))
+
+    def text(self) -> str:
+        if not self.count:
+            return "none"
+        return (f"{self.count} ({self.missing} candles; longest {self.longest}; "
+                f"{self.repairable} repairable, {self.unfillable} unfillable)")
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesSummary:
     series: str
     label: str            # "BTC/USDT 1m"
-    candles: int          # candles in the window
+    candles: int          # candles judged
     hard_failed: int      # candles breaking at least one hard rule
     quarantined: int      # quarantine entries added by this run
-    released: int = 0     # quarantine entries released: their candle was corrected
+    released: int = 0     # quarantine entries released: their candle passes now
     note: str = ""
     page: Path | None = None  # this series' Data Docs page
+    span: tuple[int, int] | None = None  # first and last open time judged
+    quarantine_candles: int = 0          # judged candles in quarantine after the run
+    excluded: int = 0                    # judged candles excluded by a policy
+    gaps: GapSummary | None = None
+    flat_traded: int = 0                 # genuine flat candles (they traded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +86,7 @@ class ValidationReport:
     """Everything a validation run found, and whether it stays within the failure budget."""
 
     now_ms: int
-    window_days: float
+    judged: str                     # what was judged, in words
     max_hard_failure_share: float
     docs_index: Path | None
     series: tuple[SeriesSummary, ...]
@@ -73,18 +110,30 @@ class ValidationReport:
         return sum(s.released for s in self.series)
 
     @property
-    def hard_failure_share(self) -> float:
-        """Share of all checked candles that break at least one hard rule."""
-        return self.hard_failed / self.candles if self.candles else 0.0
+    def quarantine_candles(self) -> int:
+        return sum(s.quarantine_candles for s in self.series)
+
+    @property
+    def excluded(self) -> int:
+        return sum(s.excluded for s in self.series)
+
+    @property
+    def quarantine_share(self) -> float:
+        """Share of the judged candles in quarantine (hard rules and quarantine policies)."""
+        return self.quarantine_candles / self.candles if self.candles else 0.0
 
     @property
     def exceeded(self) -> bool:
-        return self.hard_failure_share > self.max_hard_failure_share
+        return self.quarantine_share > self.max_hard_failure_share
 
     @property
     def docs_url(self) -> str:
         page = self.summary_page or self.docs_index
         return page.resolve().as_uri() if page else ""
+
+    def failed(self, rule: str) -> int:
+        """Failing values of one rule over every series."""
+        return sum(r.failed for r in self.rules if r.rule == rule)
 
     def with_summary_page(self) -> ValidationReport:
         """Write ``summary.html`` beside the Data Docs index; the report that links to it.
@@ -96,76 +145,44 @@ class ValidationReport:
             return self
         page = self.docs_index.parent / "summary.html"
         tmp = page.with_suffix(".html.tmp")
-        tmp.write_text(self.html(page.parent), encoding="utf-8")
+        text = render_page(
+            verdict="FAILED" if self.exceeded else "passed", headline=self.headline(),
+            series=self.series_frame(), pages=[s.page for s in self.series],
+            matrix=self.matrix(), gaps=self.gap_frame(GAPS_LISTED),
+            docs_index=self.docs_index, base=page.parent)
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(page)  # never a half-written page
         return replace(self, summary_page=page)
 
-    def html(self, base: Path) -> str:
-        """The summary as one self-contained HTML page; links relative to ``base``."""
-        def link(path: Path | None, text: str) -> str:
-            if path is None:
-                return html.escape(text)
-            try:
-                href = path.relative_to(base).as_posix()
-            except ValueError:
-                href = path.resolve().as_uri()
-            return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
-
-        def table(frame: pd.DataFrame, cells: list[list[str]] | None = None) -> str:
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-            body = cells or [[html.escape(str(v)) for v in row]
-                             for row in frame.itertuples(index=False)]
-            rows = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in body)
-            return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-        series = self.series_frame()
-        cells = [[link(s.page, str(row[0])), *(html.escape(str(v)) for v in row[1:])]
-                 for s, row in zip(self.series, series.itertuples(index=False), strict=True)]
-        matrix = self.matrix()
-        marked = [[html.escape(str(v)) if not isinstance(v, int) or v == 0 or i < 2
-                   else f'<span class="bad">{v}</span>' for i, v in enumerate(row)]
-                  for row in matrix.itertuples(index=False)]
-        verdict = "FAILED" if self.exceeded else "passed"
-        style = ("body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
-                 "table{border-collapse:collapse;margin:1em 0}"
-                 "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-                 "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
-                 ".bad{color:#b00;font-weight:bold}.FAILED{color:#b00}.passed{color:#070}")
-        return (
-            "<!doctype html><html><head><meta charset=\"utf-8\">"
-            f"<title>tradeflow validation: {verdict}</title><style>{style}</style></head><body>"
-            f'<h1>Candle validation: <span class="{verdict}">{verdict}</span></h1>'
-            f"<p>{html.escape(self.headline())}</p>"
-            "<h2>Series</h2><p>Each series links to its Great Expectations validation page.</p>"
-            f"{table(series, cells)}"
-            "<h2>Failing values per rule and series</h2><p>0 = rule passed; - = not checked. "
-            "Hard rules quarantine the candle; soft rules are warnings.</p>"
-            f"{table(matrix, marked)}"
-            f"<p>Great Expectations Data Docs: {link(self.docs_index, 'index')} "
-            "(needs JavaScript from public CDNs to draw its table).</p></body></html>"
-        )
-
     def rule_frame(self) -> pd.DataFrame:
-        """Long form: series, rule, severity, checked, passed, failed."""
+        """Long form: series, rule, severity, policy, checked, passed, failed."""
         frame = pd.DataFrame([asdict(r) for r in self.rules],
-                             columns=["series", "rule", "severity", "checked", "failed"])
+                             columns=["series", "rule", "severity", "checked", "failed",
+                                      "policy"])
         frame.insert(4, "passed", frame["checked"] - frame["failed"])
         return frame
 
     def series_frame(self) -> pd.DataFrame:
-        """One row per series: candles, hard-failed candles, share, rules passed/failed."""
+        """One row per series: what was judged, quarantined, excluded, gaps, rules failed."""
         rows = []
         for s in self.series:
-            mine = [r for r in self.rules if r.series == s.series]
-            failed_hard = sum(1 for r in mine if r.failed and r.severity == HARD)
-            failed_soft = sum(1 for r in mine if r.failed and r.severity != HARD)
+            mine = {r.rule: r for r in self.rules if r.series == s.series}
+            failed_hard = sum(1 for r in mine.values() if r.failed and r.severity == HARD)
+            failed_soft = sum(1 for r in mine.values() if r.failed and r.severity != HARD)
+            synthetic = mine.get("synthetic_fill")
             rows.append({
-                "series": s.label, "candles": s.candles,
-                "rules passed": len(mine) - failed_hard - failed_soft,
-                "hard rules failed": failed_hard, "soft rules warned": failed_soft,
-                "hard-failed candles": s.hard_failed,
-                "share": f"{s.hard_failed / s.candles:.3%}" if s.candles else "-",
-                "quarantined (new)": s.quarantined, "released": s.released,
+                "series": s.label,
+                "judged": (f"{timeframes.iso(s.span[0])} .. {timeframes.iso(s.span[1])}"
+                           if s.span else "-"),
+                "candles": s.candles,
+                "hard rules failed": failed_hard, "soft rules failed": failed_soft,
+                "quarantined": s.quarantine_candles,
+                "share": f"{s.quarantine_candles / s.candles:.3%}" if s.candles else "-",
+                "excluded": s.excluded,
+                "synthetic": synthetic.failed if synthetic else "-",
+                "flat traded": s.flat_traded,
+                "gaps": s.gaps.text() if s.gaps else "-",
+                "new entries": s.quarantined, "released": s.released,
                 "note": s.note,
             })
         return pd.DataFrame(rows)
@@ -174,24 +191,34 @@ class ValidationReport:
         """Failing values per rule (rows) and series (columns); 0 = passed, - = not checked."""
         labels = {s.series: s.label for s in self.series}
         cells: dict[str, dict[str, int]] = {}
+        policy: dict[str, str] = {}
         for r in self.rules:
             cells.setdefault(r.rule, {})[labels[r.series]] = r.failed
+            policy[r.rule] = r.policy
         rows = [
-            {"rule": rule, "severity": RULES[rule].severity,
+            {"rule": rule, "severity": RULES[rule].severity, "policy": policy[rule],
              **{s.label: cells[rule].get(s.label, "-") for s in self.series}}
             for rule in REPORT_RULES if rule in cells
         ]
-        return pd.DataFrame(rows, columns=["rule", "severity", *labels.values()])
+        return pd.DataFrame(rows, columns=["rule", "severity", "policy", *labels.values()])
+
+    def gap_frame(self, per_series: int) -> pd.DataFrame:
+        """The longest gaps of each series: start, end, missing candles, repairable or not."""
+        rows = [{"series": s.label, "from": timeframes.iso(a), "to": timeframes.iso(b),
+                 "missing": m, "kind": kind}
+                for s in self.series if s.gaps for a, b, m, kind in s.gaps.listing[:per_series]]
+        return pd.DataFrame(rows, columns=["series", "from", "to", "missing", "kind"])
 
     def headline(self) -> str:
         verdict = "FAILED" if self.exceeded else "passed"
+        excluded = f"{self.excluded} excluded from training; " if self.excluded else ""
         return (
-            f"validation {verdict}: {self.hard_failed} of {self.candles} candles "
-            f"({self.hard_failure_share:.3%}) break hard rules, limit "
-            f"{self.max_hard_failure_share:.3%}; {self.quarantined} new quarantine entries"
+            f"validation {verdict}: judged {self.candles} candles ({self.judged}); "
+            f"{self.quarantine_candles} quarantined ({self.quarantine_share:.3%}, limit "
+            f"{self.max_hard_failure_share:.3%}), {self.hard_failed} breaking hard rules; "
+            f"{excluded}{self.quarantined} new quarantine entries"
             f"{f', {self.released} released' if self.released else ''}; "
-            f"{len(self.series)} series, last {self.window_days:g} days to "
-            f"{timeframes.iso(self.now_ms)} UTC"
+            f"{len(self.series)} series, at {timeframes.iso(self.now_ms)} UTC"
         )
 
     def text(self) -> str:
@@ -199,6 +226,10 @@ class ValidationReport:
         parts = [self.headline(), "", self.series_frame().to_string(index=False), "",
                  "failing values per rule (0 = passed):",
                  self.matrix().to_string(index=False)]
+        gaps = self.gap_frame(5)
+        if not gaps.empty:
+            parts += ["", "longest gaps (5 per series; all on the summary page):",
+                      gaps.to_string(index=False)]
         if self.summary_page:
             parts += ["", f"Summary page: {self.summary_page}"]
         if self.docs_index:
@@ -215,21 +246,29 @@ class ValidationReport:
             parts += [f"Data Docs: [{self.docs_index}]({self.docs_index.resolve().as_uri()})",
                       ""]
         parts += [_markdown_table(self.series_frame()), "",
-                  "Failing values per rule and series (0 = rule passed; hard rules quarantine "
-                  "the candle, soft rules are warnings):", "",
+                  "Failing values per rule and series (0 = rule passed; each rule's policy "
+                  "says what happens to a failing candle):", "",
                   _markdown_table(self.matrix())]
+        gaps = self.gap_frame(10)
+        if not gaps.empty:
+            parts += ["", "Longest gaps (10 per series):", "", _markdown_table(gaps)]
         return "\n".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary (the flow's return value)."""
         return {
             "passed": not self.exceeded,
+            "judged": self.judged,
             "candles": self.candles,
             "hard_failed": self.hard_failed,
-            "hard_failure_share": self.hard_failure_share,
+            "quarantine_candles": self.quarantine_candles,
+            "quarantine_share": self.quarantine_share,
             "max_hard_failure_share": self.max_hard_failure_share,
+            "excluded": self.excluded,
             "quarantined": self.quarantined,
             "released": self.released,
+            "gaps": {s.series: asdict(s.gaps) | {"listing": None} for s in self.series
+                     if s.gaps},
             "docs_index": str(self.docs_index) if self.docs_index else None,
             "summary_page": str(self.summary_page) if self.summary_page else None,
             "rules": [{**asdict(r), "passed": r.checked - r.failed} for r in self.rules],

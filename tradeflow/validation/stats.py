@@ -1,9 +1,10 @@
-"""Columns derived from raw candles for the statistical (soft) rules and the GX suite.
+"""Columns derived from raw candles for the soft rules and the GX suite, and their verdicts.
 
 Great Expectations has no built-in for "a return beyond k rolling standard deviations" or "a
-run of flat zero-volume candles"; these functions compute such quantities per candle so that
-plain column expectations (``expect_column_values_to_be_between``) can judge them. Pure: frames
-in, frames out; the clock is passed in as ``last_closed``.
+forward-filled candle"; these functions compute such quantities per candle so that plain
+column expectations (``expect_column_values_to_be_between``) can judge them, and
+:func:`soft_failures` applies the same thresholds in numpy so policies can act on each candle.
+Pure: frames in, frames out; the clock is passed in as ``last_closed``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import pandas as pd
 
 from tradeflow import timeframes
 from tradeflow.config import ValidationSettings
-from tradeflow.contracts.rules import grid_offset
+from tradeflow.contracts.rules import grid_offset, spacing, spacing_agrees
 from tradeflow.contracts.schemas import CANDLE_COLUMNS
+from tradeflow.market.gaps import missing_before
 
 DERIVED_COLUMNS = ("upper_wick", "lower_wick", "grid_offset_ms", "return_z", "wick_z",
-                   "volume_z", "zero_volume_run", "age_candles")
+                   "volume_z", "synthetic_fill", "flat_traded", "timeframe_mismatch",
+                   "gap_before", "age_candles")
 
 
 def warmup_candles(cfg: ValidationSettings) -> int:
@@ -31,17 +34,26 @@ def rolling_stats(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarr
     return past.mean().shift(1).to_numpy(), past.std().shift(1).to_numpy()
 
 
-def zero_volume_runs(frame: pd.DataFrame) -> np.ndarray:
-    """For each candle, the length of the run of flat zero-volume candles it belongs to (0 if
-    it is not one): the forward-filled filler some exchanges emit during outages."""
-    o, h, lo, c, v = (frame[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
-    flat = (v == 0) & (o == h) & (h == lo) & (lo == c)
-    edges = np.diff(np.concatenate(([0], flat.astype(np.int8), [0])))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    lengths = ends - starts
-    out = np.zeros(len(flat), dtype=np.int64)
-    out[flat] = np.repeat(lengths, lengths)
-    return out
+def flat(frame: pd.DataFrame) -> np.ndarray:
+    """open = high = low = close."""
+    o, h, lo, c = (frame[k].to_numpy() for k in ("open", "high", "low", "close"))
+    return (o == h) & (h == lo) & (lo == c)
+
+
+def synthetic_fills(frame: pd.DataFrame) -> np.ndarray:
+    """Forward-filled candles: zero volume, open = high = low = close = the previous close.
+
+    This is how exchanges (and ccxt's and freqtrade's fillers) paper over minutes without a
+    trade; any run length counts, one candle included. The first candle has no previous
+    close: a flat zero-volume candle there is counted too (nothing traded, so its price is
+    not a trade's either). A flat candle that traded is genuine and not counted.
+    """
+    c = frame["close"].to_numpy()
+    previous = np.empty(len(c))
+    previous[:1] = np.nan
+    previous[1:] = c[:-1]
+    at_previous = (c == previous) | np.isnan(previous)
+    return (frame["volume"].to_numpy() == 0) & flat(frame) & at_previous
 
 
 def candles_behind(last_open: int, last_closed: int, timeframe: str) -> int:
@@ -53,12 +65,15 @@ def candles_behind(last_open: int, last_closed: int, timeframe: str) -> int:
 
 
 def derive(frame: pd.DataFrame, timeframe: str, cfg: ValidationSettings, *, window_start: int,
-           last_closed: int) -> pd.DataFrame:
+           last_closed: int | None) -> pd.DataFrame:
     """Candles from ``window_start`` on, with the columns the GX suite judges.
 
     ``frame`` holds a series' candles ascending; rows before ``window_start`` only warm up
-    the rolling statistics and zero-volume runs. ``age_candles`` is set on the series' last
-    candle only (NaN elsewhere, which expectations skip).
+    the rolling statistics, previous closes and gaps. ``age_candles`` is set on the series'
+    last candle only (NaN elsewhere, which expectations skip), and nowhere when
+    ``last_closed`` is None (a window that ends before the series does).
+    ``timeframe_mismatch`` is 1 on every candle when the spacing of the whole frame does not
+    agree with the timeframe (a file of another timeframe stored under this one).
     """
     times = frame["open_time"].to_numpy(dtype=np.int64)
     o, h, lo, c, v = (frame[k].to_numpy(dtype=np.float64)
@@ -75,8 +90,10 @@ def derive(frame: pd.DataFrame, timeframe: str, cfg: ValidationSettings, *, wind
     _, sigma = rolling_stats(returns, cfg.return_window)
     volume_mean, volume_std = rolling_stats(v, cfg.volume_window)
     age = np.full(len(times), np.nan)
-    if len(times):
+    if len(times) and last_closed is not None:
         age[-1] = candles_behind(int(times[-1]), last_closed, timeframe)
+    synthetic = synthetic_fills(frame)
+    mismatch = not spacing_agrees(spacing(times), timeframe)
     derived = {
         "upper_wick": h - np.maximum(o, c),
         "lower_wick": np.minimum(o, c) - lo,
@@ -84,7 +101,10 @@ def derive(frame: pd.DataFrame, timeframe: str, cfg: ValidationSettings, *, wind
         "return_z": _ratio(returns, sigma),
         "wick_z": _ratio(wick, sigma),
         "volume_z": _ratio(v - volume_mean, volume_std),
-        "zero_volume_run": zero_volume_runs(frame),
+        "synthetic_fill": synthetic.astype(np.int8),
+        "flat_traded": (flat(frame) & (v > 0)).astype(np.int8),
+        "timeframe_mismatch": np.full(len(times), int(mismatch), dtype=np.int8),
+        "gap_before": missing_before(times, timeframe),
         "age_candles": age,
     }
     keep = times >= window_start
@@ -92,6 +112,29 @@ def derive(frame: pd.DataFrame, timeframe: str, cfg: ValidationSettings, *, wind
     for name in DERIVED_COLUMNS:
         out[name] = derived[name][keep]
     return out
+
+
+def soft_failures(derived: pd.DataFrame, cfg: ValidationSettings) -> pd.DataFrame:
+    """(open_time, rule) of every candle failing a per-candle soft rule, by the thresholds
+    the GX suite uses (NaN passes, as GX skips it)."""
+    k = cfg.return_sigma_k
+    verdicts = {
+        "extreme_return": np.abs(derived["return_z"].to_numpy()) > k,
+        "extreme_wick": derived["wick_z"].to_numpy() > k,
+        "volume_spike": derived["volume_z"].to_numpy() > cfg.volume_z_max,
+        "synthetic_fill": derived["synthetic_fill"].to_numpy() == 1,
+        "timeframe_mismatch": derived["timeframe_mismatch"].to_numpy() == 1,
+    }
+    times = derived["open_time"].to_numpy(dtype=np.int64)
+    parts = [pd.DataFrame({"open_time": times[bad], "rule": _RULE_OF.get(name, name)})
+             for name, bad in verdicts.items() if bad.any()]
+    if not parts:
+        return pd.DataFrame({"open_time": np.empty(0, dtype=np.int64),
+                             "rule": np.empty(0, dtype=object)})
+    return pd.concat(parts, ignore_index=True)
+
+
+_RULE_OF = {"timeframe_mismatch": "timeframe_spacing"}
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The ``validate`` flow against a real local Prefect server: completes within the hard-failure
-budget, ends Failed above it, and publishes its report as a markdown artifact."""
+"""The ``validate`` flow against a real local Prefect server: completes within the quarantine
+budget, ends Failed above it, publishes its report as a markdown artifact and moves the
+watermark, so the next run judges only newer candles."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def profile(tmp_path: Path) -> Path:
     store.upsert(candles(bad=0), exchange="binance", symbol="ETH/USDT", timeframe="1m")
     path = tmp_path / "profile.yaml"
     path.write_text(f"data_dir: {data}\nstore: {{path: {data / 'market.duckdb'}}}\n"
-                    "validation: {window_days: 2, max_hard_failure_share: 0.002}\n")
+                    "validation: {max_hard_failure_share: 0.002}\n")
     return path
 
 
@@ -76,7 +77,9 @@ def test_flow_completes_within_the_share_and_publishes_the_report(
     state = run(profile, ["BTC/USDT", "ETH/USDT"])
     assert state.is_completed(), state
     summary = state.result()
-    assert summary["passed"] and summary["hard_failed"] == 3 and summary["quarantined"] == 3
+    assert summary["passed"] and summary["hard_failed"] == 3 and summary["candles"] == 2 * N
+    # The store quarantined the three as they were written; the run found no new entry.
+    assert summary["quarantine_candles"] == 3 and summary["quarantined"] == 0
     assert Path(summary["docs_index"]).is_file()
     with get_client(sync_client=True) as client:
         # This run's artifact: other tests in the session publish under the same key.
@@ -84,13 +87,16 @@ def test_flow_completes_within_the_share_and_publishes_the_report(
             key=ArtifactFilterKey(any_=["candle-validation"]),
             flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
     markdown = artifacts[0].data
-    assert "**passed**" in markdown and "| high_ge_body | hard | 3 | 0 |" in markdown
+    assert "**passed**" in markdown and "| high_ge_body | hard | quarantine | 3 | 0 |" in markdown
     assert "file://" in markdown and "index.html" in markdown
+    again = run(profile, ["BTC/USDT", "ETH/USDT"]).result()
+    assert again["candles"] == 0 and again["passed"]
 
 
 def test_flow_fails_above_the_share(prefect_server: PrefectServer, profile: Path) -> None:
     # BTC alone: 3 of 1440 = 0.21% > 0.2%.
     state = run(profile, ["BTC/USDT"])
     assert state.is_failed(), state
-    with pytest.raises(Exception, match="validation FAILED: 3 of 1440 candles"):
+    with pytest.raises(Exception, match="validation FAILED: judged 1440 candles .* 3 "
+                                        r"quarantined \(0.208%, limit 0.200%\)"):
         state.result()
