@@ -1,47 +1,71 @@
-"""Bulk import of Binance Vision kline dumps (data.binance.vision).
+"""Import candle files users have into the market store: one file, or many with read-ahead.
 
-Files are named ``BTCUSDT-1m-2024-01.zip`` (monthly) or ``BTCUSDT-1m-2024-01-15.zip`` (daily)
-and hold one headerless CSV of 12 columns: open time, open, high, low, close, volume,
-close time, quote volume, trades, taker buy base, taker buy quote, ignore. Spot dumps from
-2025 on stamp times in microseconds; older ones in milliseconds. A ``.CHECKSUM`` file next to
-a dump (``<sha256>  <name>``) is verified when present. A file is parsed and checked whole
-before anything is written, and written in one transaction: a corrupt file commits nothing.
-A well-formed file whose candles break a hard rule (a high below the body, a zero price) is
-imported as it is, and those candles are also written to the quarantine.
+:mod:`tradeflow.market.readers` reads a file of any supported format into one typed frame;
+this module decides what it is (symbol and timeframe from ``--symbol``/``--timeframe``, else
+the file's name, see :mod:`tradeflow.market.file_names`), checks it whole and writes it in one
+transaction: a file that fails any check commits nothing, and a file imported again changes
+nothing. Checks, each named with the file and line: a ``.CHECKSUM`` next to the file
+(``<sha256>  <name>``) when present; the candles' spacing agrees with the declared timeframe
+(the dominant step between candles; a timeframe nobody declared is inferred from it); times
+plausible, on the timeframe's grid and unique. The store then applies the candle contract
+(:mod:`tradeflow.market.store`): candles breaking a value rule (a high below the body) are
+stored as they are and quarantined.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import re
-import zipfile
-from dataclasses import dataclass
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from glob import glob
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tradeflow import timeframes
-from tradeflow.contracts.schemas import check_candles
-from tradeflow.market.quarantine import quarantine_failures
-from tradeflow.market.store import MarketStore, SeriesKey
-
-KLINE_COLUMNS = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-    "trades", "taker_buy_base", "taker_buy_quote", "ignore",
-]
-_NAME_RE = re.compile(
-    r"^(?P<symbol>[A-Z0-9]+)-(?P<tf>\d+[smhdwM])-(?P<date>\d{4}-\d{2}(?:-\d{2})?)\.(zip|csv)$"
+from tradeflow.contracts.rules import (
+    PLAUSIBLE_FROM_MS,
+    PLAUSIBLE_TO_MS,
+    grid_offset,
+    spacing,
+    spacing_agrees,
 )
-# Longest first, so BTCUSDT splits as BTC/USDT and not BTCUSD/T.
-QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "EUR",
-          "TRY", "BRL", "GBP", "AUD", "JPY", "XRP", "TRX", "DOGE")
-_MICROS_THRESHOLD = 10**14  # ms timestamps stay below this until the year 5138
+from tradeflow.market.file_names import FileNameError, read_name
+from tradeflow.market.readers import ImportFileError, ParsedFile, ReadOptions, read_file
+from tradeflow.market.store import MarketStore, SeriesKey
+from tradeflow.symbols import parse_symbol
+
+__all__ = ["ImportFailure", "ImportFileError", "ImportOptions", "ImportResult", "PreparedFile",
+           "expand_paths", "import_file", "import_paths", "prepare_file", "verify_checksum"]
+
+READ_AHEAD = 2  # files parsed while the previous one is written (zlib and pyarrow free the GIL)
 
 
-class ImportFileError(ValueError):
-    """A dump that cannot be imported; the message names the file (and line)."""
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the command line says about the files: where they go and how to read them."""
+
+    exchange: str = "binance"
+    symbol: str | None = None
+    timeframe: str | None = None
+    read: ReadOptions = field(default_factory=ReadOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedFile:
+    """A file read and checked, ready to be written."""
+
+    path: Path
+    key: SeriesKey
+    candles: pd.DataFrame
+    parsed: ParsedFile
+    checksum: str        # verified | absent
+    timeframe_from: str  # "name", "--timeframe" or "data" (inferred)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,27 +76,21 @@ class ImportResult:
     rows: int
     first: int
     last: int
-    checksum: str  # verified | absent
-    quarantined: int = 0  # new quarantine entries: candles breaking hard rules
+    checksum: str                       # verified | absent
+    layout: str = ""                    # what the file was read as
+    absent: tuple[str, ...] = ()        # fields the file lacks (stored NULL)
+    timeframe_from: str = "name"
+    quarantined: dict[str, int] = field(default_factory=dict)  # new entries per rule
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
 
 
-def split_symbol(raw: str) -> str:
-    """``BTCUSDT`` -> ``BTC/USDT`` using the common Binance quote assets."""
-    for quote in QUOTES:
-        if raw.endswith(quote) and len(raw) > len(quote):
-            return f"{raw[: -len(quote)]}/{quote}"
-    raise ImportFileError(f"cannot tell base and quote in {raw!r}; pass --symbol BASE/QUOTE")
-
-
-def parse_name(path: Path) -> tuple[str, str]:
-    """(unified symbol, timeframe) from a Binance Vision file name."""
-    match = _NAME_RE.match(path.name)
-    if not match:
-        raise ImportFileError(
-            f"{path}: name is not SYMBOL-TIMEFRAME-YYYY-MM[-DD].zip|.csv "
-            "(as data.binance.vision names klines); pass --symbol and --timeframe"
-        )
-    return split_symbol(match.group("symbol")), match.group("tf")
+@dataclass(frozen=True, slots=True)
+class ImportFailure:
+    path: Path
+    message: str  # one line naming the file
 
 
 def verify_checksum(path: Path) -> str:
@@ -80,7 +98,7 @@ def verify_checksum(path: Path) -> str:
     checksum_file = path.with_name(path.name + ".CHECKSUM")
     if not checksum_file.exists():
         return "absent"
-    expected = checksum_file.read_text().split()[0].strip().lower()
+    expected = (checksum_file.read_text().split() or [""])[0].strip().lower()
     actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if actual != expected:
         raise ImportFileError(
@@ -90,98 +108,192 @@ def verify_checksum(path: Path) -> str:
     return "verified"
 
 
-def read_dump(path: Path, timeframe: str) -> pd.DataFrame:
-    """Parse a dump into a candle frame; raise ImportFileError naming file and line."""
-    text = _read_text(path)
-    lines = text.splitlines()
-    skip = 1 if lines and lines[0] and not lines[0].lstrip()[:1].isdigit() else 0  # header
-    for number, line in enumerate(lines[skip:], start=skip + 1):
-        fields = line.count(",") + 1
-        if line.strip() and fields != 12:
-            raise ImportFileError(f"{path}, line {number}: expected 12 columns, found {fields}")
-    raw = pd.read_csv(io.StringIO(text), header=None, names=KLINE_COLUMNS, skiprows=skip,
-                      dtype=str, skip_blank_lines=True)
-    out: dict[str, np.ndarray] = {}
-    for column in ("open_time", "open", "high", "low", "close", "volume", "quote_volume",
-                   "trades"):
-        values = pd.to_numeric(raw[column], errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            row = int(bad[0])
-            raise ImportFileError(
-                f"{path}, line {row + skip + 1}: {column} {raw[column].iloc[row]!r} "
-                "is not a number"
-            )
-        out[column] = values
-    times = out["open_time"].astype(np.int64)
-    if times.size and times.max() >= _MICROS_THRESHOLD:
-        times = times // 1000
-    frame = pd.DataFrame({
-        "open_time": times,
-        **{c: out[c] for c in ("open", "high", "low", "close", "volume", "quote_volume")},
-        "trades": out["trades"].astype(np.int64),
-    })
-    _check_grid(path, frame, timeframe, skip)
+def prepare_file(path: Path, options: ImportOptions) -> PreparedFile:
+    """Verify, parse and check one file (no store needed); ImportFileError naming file/line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFileError(f"{path}: no such file")
+    try:
+        named = read_name(path)
+    except FileNameError as exc:
+        raise ImportFileError(str(exc)) from None
+    symbol = options.symbol or named.symbol
+    if symbol is None:
+        raise ImportFileError(f"{path}: the name does not say the symbol (as "
+                              "BTCUSDT-1m-2024-01.zip or BTC_USDT-1m.json do); pass --symbol")
+    try:
+        parse_symbol(symbol)
+    except ValueError as exc:
+        raise ImportFileError(f"{path}: {exc}") from None
+    checksum = verify_checksum(path)
+    parsed = read_file(path, options.read)
+    if parsed.frame.empty:
+        raise ImportFileError(f"{path}: no rows")
+    candles = _ordered(path, parsed)
+    timeframe, source = _timeframe(path, candles, options.timeframe, named.timeframe)
+    _check_times(path, candles, timeframe, parsed)
+    key = SeriesKey(options.exchange, symbol, timeframe)
+    return PreparedFile(path, key, candles, parsed, checksum, source)
+
+
+def write_prepared(store: MarketStore, prepared: PreparedFile) -> ImportResult:
+    """Store a prepared file in one transaction."""
+    written = store.write(prepared.candles, exchange=prepared.key.exchange,
+                          symbol=prepared.key.symbol, timeframe=prepared.key.timeframe,
+                          source=f"import:{prepared.path.name}")
+    times = prepared.candles["open_time"]
+    return ImportResult(prepared.path, prepared.key.symbol, prepared.key.timeframe,
+                        len(prepared.candles), int(times.iloc[0]), int(times.iloc[-1]),
+                        prepared.checksum, prepared.parsed.layout, prepared.parsed.absent,
+                        prepared.timeframe_from, written.quarantined)
+
+
+def import_file(store: MarketStore, path: Path, options: ImportOptions | None = None, *,
+                exchange: str | None = None, symbol: str | None = None,
+                timeframe: str | None = None) -> ImportResult:
+    """Verify, parse, check and store one file in one transaction."""
+    options = options or ImportOptions()
+    overrides = {k: v for k, v in (("exchange", exchange), ("symbol", symbol),
+                                   ("timeframe", timeframe)) if v is not None}
+    if overrides:
+        options = ImportOptions(**{**_fields(options), **overrides})
+    return write_prepared(store, prepare_file(Path(path), options))
+
+
+def import_paths(store: MarketStore, paths: Iterable[Path], options: ImportOptions, *,
+                 done: Callable[[ImportResult | ImportFailure], None] | None = None,
+                 read_ahead: int = READ_AHEAD) -> list[ImportResult | ImportFailure]:
+    """Import many files; a bad file is a failure line and the others still import.
+
+    Files are parsed ``read_ahead`` at a time in threads while the one before is written
+    (writes stay in order, one transaction each). ``done`` is called as each finishes.
+    """
+    out: list[ImportResult | ImportFailure] = []
+    with ThreadPoolExecutor(max_workers=max(1, read_ahead)) as pool:
+        for path, future in _ahead(pool, list(paths), options, max(1, read_ahead)):
+            try:
+                outcome: ImportResult | ImportFailure = write_prepared(store, future.result())
+            except _FILE_ERRORS as exc:
+                outcome = ImportFailure(path, _one_line(path, exc))
+            out.append(outcome)
+            if done is not None:
+                done(outcome)
+    return out
+
+
+def expand_paths(raw: Iterable[str]) -> tuple[list[Path], list[ImportFailure]]:
+    """Files named by paths, directories (searched recursively) and glob patterns, in order;
+    in directories and globs only candle file types (.zip .csv .json .gz .feather .arrow
+    .parquet), not hidden ones. A path matching nothing is a failure."""
+    files: list[Path] = []
+    missing: list[ImportFailure] = []
+    for item in raw:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _candle_file(p))
+        elif path.is_file():
+            found = [path]
+        else:
+            found = sorted(Path(p) for p in glob(item, recursive=True)
+                           if Path(p).is_file() and _candle_file(Path(p)))
+        if not found:
+            what = "no candle files in it" if path.is_dir() else "no such file"
+            missing.append(ImportFailure(path, f"{path}: {what}"))
+        files.extend(p for p in found if p not in files)
+    return files, missing
+
+
+# -- checks ---------------------------------------------------------------------------------
+_FILE_ERRORS = (ValueError, OSError, pa.ArrowException, zlib.error, EOFError)
+
+
+def _fields(options: ImportOptions) -> dict[str, object]:
+    return {"exchange": options.exchange, "symbol": options.symbol,
+            "timeframe": options.timeframe, "read": options.read}
+
+
+_SUFFIXES = (".zip", ".csv", ".json", ".gz", ".feather", ".arrow", ".parquet")
+
+
+def _candle_file(path: Path) -> bool:
+    """A file a directory or glob holds that may be candles (checksums and others skipped)."""
+    return not path.name.startswith(".") and path.name.lower().endswith(_SUFFIXES)
+
+
+def _one_line(path: Path, exc: BaseException) -> str:
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def _ahead(pool: ThreadPoolExecutor, paths: list[Path], options: ImportOptions,
+           depth: int) -> Iterator[tuple[Path, Future[PreparedFile]]]:
+    queue: deque[tuple[Path, Future[PreparedFile]]] = deque()
+    pending = iter(paths)
+    for path in pending:
+        queue.append((path, pool.submit(prepare_file, path, options)))
+        if len(queue) > depth:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()
+
+
+def _ordered(path: Path, parsed: ParsedFile) -> pd.DataFrame:
+    """Candles ascending (files written newest first are sorted); a time twice is an error
+    unless both rows are the same candle."""
+    frame = parsed.frame
+    times = frame["open_time"].to_numpy()
+    if times.size > 1 and not bool((times[1:] > times[:-1]).all()):
+        order = np.argsort(times, kind="stable")
+        sorted_times = times[order]
+        same = np.flatnonzero(sorted_times[1:] == sorted_times[:-1])
+        for i in same:
+            a, b = int(order[i]), int(order[i + 1])
+            if not frame.iloc[a].equals(frame.iloc[b]):
+                raise ImportFileError(
+                    f"{path}, {parsed.where(min(a, b) + 1)} and {parsed.where(max(a, b) + 1)}: "
+                    f"two different candles at open time {int(times[a])}")
+        keep = np.ones(order.size, dtype=bool)
+        keep[same + 1] = False
+        frame = frame.iloc[order[keep]].reset_index(drop=True)
     return frame
 
 
-def _read_text(path: Path) -> str:
-    try:
-        if path.suffix == ".zip":
-            with zipfile.ZipFile(path) as archive:
-                members = [n for n in archive.namelist() if n.endswith(".csv")]
-                if len(members) != 1:
-                    raise ImportFileError(f"{path}: expected one .csv inside, found {members}")
-                return archive.read(members[0]).decode()
-        return path.read_text()
-    except zipfile.BadZipFile:
-        raise ImportFileError(f"{path}: not a valid zip archive") from None
-    except UnicodeDecodeError:
-        raise ImportFileError(f"{path}: not a text CSV") from None
-    except OSError as exc:
-        raise ImportFileError(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def _check_grid(path: Path, frame: pd.DataFrame, timeframe: str, skip: int) -> None:
-    times = frame["open_time"].to_numpy()
-    if timeframes.is_calendar(timeframe):
-        on_grid = np.array([timeframes.floor(int(t), timeframe) == t for t in times])
-    else:
-        step = timeframes.duration_ms(timeframe)
-        offset = timeframes.floor(0, timeframe) % step
-        on_grid = (times - offset) % step == 0
-    bad = np.flatnonzero(~on_grid)
-    if bad.size:
-        row = int(bad[0])
+def _timeframe(path: Path, candles: pd.DataFrame, given: str | None,
+               named: str | None) -> tuple[str, str]:
+    """The declared timeframe checked against the data's spacing, or the inferred one."""
+    found = spacing(candles["open_time"].to_numpy())
+    declared, source = (given, "--timeframe") if given else (named, "name")
+    if declared is None:
+        if found is None:
+            raise ImportFileError(f"{path}: one candle does not tell its timeframe; "
+                                  "pass --timeframe")
+        try:
+            timeframes.parse(found.label)
+        except timeframes.TimeframeError:
+            raise ImportFileError(f"{path}: candles are spaced {found.label} apart, not a "
+                                  "timeframe; pass --timeframe") from None
+        return found.label, "data"
+    if not spacing_agrees(found, declared):
+        assert found is not None
+        said = "--timeframe" if source == "--timeframe" else "the file name"
         raise ImportFileError(
-            f"{path}, line {row + skip + 1}: open time {times[row]} is not on the {timeframe} grid"
-        )
-    order = np.flatnonzero(np.diff(times) <= 0)
-    if order.size:
-        row = int(order[0]) + 1
+            f"{path}: candles are spaced {found.label} apart ({found.dominant_share:.0%} of "
+            f"steps), but {said} says {declared}; allowed: {declared} candles, or "
+            f"--timeframe {found.label} if the data is right")
+    return declared, source
+
+
+def _check_times(path: Path, candles: pd.DataFrame, timeframe: str, parsed: ParsedFile) -> None:
+    times = candles["open_time"].to_numpy()
+    odd = np.flatnonzero((times < PLAUSIBLE_FROM_MS) | (times >= PLAUSIBLE_TO_MS))
+    if odd.size:
+        at = int(times[odd[0]])
         raise ImportFileError(
-            f"{path}, line {row + skip + 1}: open time {times[row]} is not after the previous row"
-        )
-
-
-def import_file(store: MarketStore, path: Path, *, exchange: str = "binance",
-                symbol: str | None = None, timeframe: str | None = None) -> ImportResult:
-    """Verify, parse and store one dump in one transaction."""
-    path = Path(path)
-    if not path.exists():
-        raise ImportFileError(f"{path}: no such file")
-    if symbol is None or timeframe is None:
-        name_symbol, name_tf = parse_name(path)
-        symbol, timeframe = symbol or name_symbol, timeframe or name_tf
-    checksum = verify_checksum(path)
-    frame = read_dump(path, timeframe)
-    if frame.empty:
-        raise ImportFileError(f"{path}: no rows")
-    source = f"import:{path.name}"
-    # Grid and order were enforced above; this adds the value rules (OHLC body, signs).
-    check = check_candles(frame, timeframe)
-    quarantined = quarantine_failures(store, SeriesKey(exchange, symbol, timeframe), frame,
-                                      check, source=source)
-    store.upsert(frame, exchange=exchange, symbol=symbol, timeframe=timeframe, source=source)
-    return ImportResult(path, symbol, timeframe, len(frame), int(frame["open_time"].iloc[0]),
-                        int(frame["open_time"].iloc[-1]), checksum, quarantined)
+            f"{path}: open time {at} ({np.datetime64(at, 'ms')}) read as "
+            f"{parsed.time_unit}; allowed: times from 2009 to 2100 "
+            "(--time-unit s|ms|us|ns|iso tells the unit)")
+    off = np.flatnonzero(grid_offset(times, timeframe) != 0)
+    if off.size:
+        row = int(np.flatnonzero(parsed.frame["open_time"].to_numpy() == times[off[0]])[0])
+        raise ImportFileError(f"{path}, {parsed.where(row + 1)}: open time {int(times[off[0]])} "
+                              f"is not on the {timeframe} grid")

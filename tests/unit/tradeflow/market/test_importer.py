@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tradeflow.market.importer import ImportFileError, import_file, split_symbol
+from tradeflow.market.file_names import FileNameError, split_symbol
+from tradeflow.market.importer import ImportFileError, import_file
 from tradeflow.market.store import MarketStore, SeriesKey
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -92,7 +93,7 @@ def test_corrupt_file_names_file_and_line_and_commits_nothing(
 def test_symbol_split_and_unknown_quote() -> None:
     assert split_symbol("BTCFDUSD") == "BTC/FDUSD"
     assert split_symbol("ETHBTC") == "ETH/BTC"
-    with pytest.raises(ImportFileError, match="--symbol"):
+    with pytest.raises(FileNameError, match="--symbol"):
         split_symbol("FOOBAR")
 
 
