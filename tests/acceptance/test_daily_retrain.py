@@ -52,7 +52,6 @@ def profile(path: Path, data_dir: Path, base_url: str, tracking: str, ledger: st
         "data_dir": str(data_dir), "symbols": STRATEGY["symbols"], "timeframes": ["1m"],
         "exchange": {"base_url": base_url, "retry_base_delay_s": 0.1},
         "backfill": {"days": 12},
-        "validation": {"window_days": 2},
         "mlflow": {"tracking_uri": tracking},
         "ledger": {"url": ledger},
         "trader": {"metrics_port": 0, "model_poll_s": 2},

@@ -130,8 +130,9 @@ def prepare_file(path: Path, options: ImportOptions) -> PreparedFile:
     if parsed.frame.empty:
         raise ImportFileError(f"{path}: no rows")
     candles = _ordered(path, parsed)
+    _check_plausible(path, candles, parsed)  # a wrong unit says more than its odd spacing
     timeframe, source = _timeframe(path, candles, options.timeframe, named.timeframe)
-    _check_times(path, candles, timeframe, parsed)
+    _check_grid(path, candles, timeframe, parsed)
     key = SeriesKey(options.exchange, symbol, timeframe)
     return PreparedFile(path, key, candles, parsed, checksum, source)
 
@@ -283,7 +284,7 @@ def _timeframe(path: Path, candles: pd.DataFrame, given: str | None,
     return declared, source
 
 
-def _check_times(path: Path, candles: pd.DataFrame, timeframe: str, parsed: ParsedFile) -> None:
+def _check_plausible(path: Path, candles: pd.DataFrame, parsed: ParsedFile) -> None:
     times = candles["open_time"].to_numpy()
     odd = np.flatnonzero((times < PLAUSIBLE_FROM_MS) | (times >= PLAUSIBLE_TO_MS))
     if odd.size:
@@ -292,6 +293,10 @@ def _check_times(path: Path, candles: pd.DataFrame, timeframe: str, parsed: Pars
             f"{path}: open time {at} ({np.datetime64(at, 'ms')}) read as "
             f"{parsed.time_unit}; allowed: times from 2009 to 2100 "
             "(--time-unit s|ms|us|ns|iso tells the unit)")
+
+
+def _check_grid(path: Path, candles: pd.DataFrame, timeframe: str, parsed: ParsedFile) -> None:
+    times = candles["open_time"].to_numpy()
     off = np.flatnonzero(grid_offset(times, timeframe) != 0)
     if off.size:
         row = int(np.flatnonzero(parsed.frame["open_time"].to_numpy() == times[off[0]])[0])

@@ -156,7 +156,11 @@ def _load(path: Path) -> tuple[bytes, str]:
                 if len(members) != 1:
                     raise ImportFileError(f"{path}: expected one file inside, found {members}")
                 return archive.read(members[0]), members[0]  # CRC-32 checked on read
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        except ImportFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways
+            # zipfile raises BadZipFile, zlib.error, EOFError, ValueError, struct.error,
+            # UnicodeDecodeError... depending on which byte is damaged.
             raise ImportFileError(f"{path}: not a valid zip archive ({_first_line(exc)})") \
                 from None
     if raw[:2] == b"\x1f\x8b":
@@ -386,7 +390,7 @@ def _typed(path: Path, cells: Mapping[str, Any], options: ReadOptions, *, lines:
 def _numbers(values: Any) -> np.ndarray:
     if isinstance(values, pa.ChunkedArray | pa.Array):
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-            return values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            return values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         values = values.to_numpy(zero_copy_only=False)
     return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
         dtype=np.float64, na_value=np.nan)
@@ -415,10 +419,10 @@ def _times(path: Path, values: Any, unit: str | None, where: str,
                      pa.timestamp("ms", tz="UTC"), safe=False)
         return _no_nulls(path, ms.cast(pa.int64()).to_numpy(zero_copy_only=False), where,
                          header), "timestamp"
-    if unit == "iso" or (unit is None and not np.isfinite(_numbers(values)).any()):
-        return _iso_times(path, values, where, header), "iso"
     exact = isinstance(values, pa.ChunkedArray | pa.Array) and \
         pa.types.is_integer(values.type) and not values.null_count
+    if unit == "iso" or (unit is None and not exact and not np.isfinite(_numbers(values)).any()):
+        return _iso_times(path, values, where, header), "iso"
     numbers = values.to_numpy(zero_copy_only=False).astype(np.int64) if exact else \
         _no_nulls(path, _numbers(values), where, header)
     if unit is None:

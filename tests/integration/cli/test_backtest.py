@@ -32,6 +32,7 @@ from tradeflow.backtest import backtest_strategy_portfolio
 from tradeflow.backtest.report import format_metrics
 from tradeflow.config import Settings, load_settings
 from tradeflow.errors import UsageError, UserError
+from tradeflow.market.quarantine import add_quarantine
 from tradeflow.market.store import MarketStore, SeriesKey
 from tradeflow.strategy import StrategySettings, load_strategy
 
@@ -59,7 +60,7 @@ def build_market(root: Path) -> Market:
         store.upsert(frame, exchange=EXCHANGE, symbol=symbol, timeframe="1m")
     bad = candles["BTC/USDT"].query("open_time == @QUARANTINED").assign(rule="high_low")
     assert len(bad) == 1
-    store.quarantine(SeriesKey(EXCHANGE, "BTC/USDT", "1m"), bad, source="test")
+    add_quarantine(store, SeriesKey(EXCHANGE, "BTC/USDT", "1m"), bad, source="test")
     profile = root / "profile.yaml"
     profile.write_text(yaml.safe_dump({
         "data_dir": str(root / "data"),

@@ -74,7 +74,7 @@ def test_each_hard_rule_flags_the_cell(mutate: object, expected: list) -> None:
 
 
 def test_forward_filled_flat_zero_volume_candles_are_not_a_hard_failure() -> None:
-    # Filler candles are possible prints; the soft zero_volume_run rule judges them.
+    # Filler candles are not broken candles; the soft synthetic_fill rule judges them.
     frame = candles()
     frame.loc[5:12, ["open", "high", "low", "close"]] = frame.loc[4, "close"]
     frame.loc[5:12, "volume"] = 0.0
