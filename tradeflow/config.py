@@ -46,6 +46,10 @@ class ExchangeSettings(Frozen):
         None, description="REST base URL override (the simulator, a proxy); websocket derived"
     )
     testnet: bool = Field(False, description="use the exchange's sandbox/testnet URLs")
+    market_types: tuple[Literal["spot", "linear", "inverse"], ...] = Field(
+        ("spot",), min_length=1,
+        description="markets to load: spot; linear for USDT-margined perpetuals and futures "
+        "(BTC/USDT:USDT), inverse for coin-margined ones (BTC/USD:BTC)")
     rate_limit: bool = True
     rate_limit_share: float = Field(
         1.0, gt=0, le=1, description="share of the exchange's request rate one client may use "
@@ -56,6 +60,11 @@ class ExchangeSettings(Frozen):
     retry_max_delay_s: float = Field(30.0, gt=0)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+
+    @field_validator("market_types", mode="before")
+    @classmethod
+    def _types_one_or_many(cls, value: Any) -> Any:
+        return one_or_many(value)
 
     @field_validator("base_url")
     @classmethod

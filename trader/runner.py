@@ -36,6 +36,7 @@ import pandas as pd
 from tradeflow import timeframes
 from tradeflow.backtest.live_engine import Candle, Decision, PortfolioEngine
 from tradeflow.strategy import StrategySettings
+from tradeflow.symbols import parse_symbol
 from trader.bookings import LedgerBook
 from trader.brokers import LiveBroker
 from trader.execution import Execution, LiveExecution, PaperExecution
@@ -87,7 +88,7 @@ class Trader:
         if status_path is not None:
             self.observers.append(StatusFile(status_path))
         book = LedgerBook(strategy, ledger, self.summary, self.observers,
-                          quote or strategy.symbols[0].split("/")[1], self._model_version)
+                          quote or parse_symbol(strategy.symbols[0]).quote, self._model_version)
         self.execution: Execution = PaperExecution(book)
         if broker is not None and mode == "live":
             self.execution = LiveExecution(book, broker)

@@ -148,7 +148,8 @@ def _exchange_class(exchange_id: str) -> type:
 
 def build_exchange(settings: ExchangeSettings) -> Any:
     """The ccxt.pro exchange object of ``settings``: rate limiter (and the client's share of
-    the rate), timeout, keys, spot markets only, the sandbox or another base URL."""
+    the rate), timeout, keys, the market types to load (spot unless ``market_types`` adds
+    perpetuals and futures), the sandbox or another base URL."""
     config: dict[str, Any] = {
         "enableRateLimit": settings.rate_limit,
         # Kept so a body that was not JSON (truncated) is caught: ccxt hands it back as
@@ -172,7 +173,7 @@ def build_exchange(settings: ExchangeSettings) -> Any:
         ex.init_rest_rate_limiter()
     fetch_markets = ex.options.get("fetchMarkets")
     if isinstance(fetch_markets, dict) and "types" in fetch_markets:
-        ex.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
+        ex.options["fetchMarkets"] = {**fetch_markets, "types": list(settings.market_types)}
     if settings.testnet:
         ex.set_sandbox_mode(True)
     if settings.base_url:

@@ -124,3 +124,46 @@ def test_a_profile_given_as_a_strategy_names_the_missing_keys_in_one_short_line(
     bare.write_text("symbols: [BTC/USDT]\n")
     with pytest.raises(ConfigError, match=r"bare.yaml\): features: required key missing"):
         load_strategy(bare)
+
+
+def test_perpetual_and_dated_future_symbols_are_one_symbol_type() -> None:
+    from tradeflow.symbols import parse_symbol
+
+    settings = load_settings(env={"TRADEFLOW_SYMBOLS": "BTC/USDT:USDT, ETH/USD:ETH-250926"})
+    assert settings.symbols == ("BTC/USDT:USDT", "ETH/USD:ETH-250926")
+    perp = parse_symbol("BTC/USDT:USDT")
+    assert (perp.base, perp.quote, perp.settle, perp.is_spot) == ("BTC", "USDT", "USDT", False)
+    assert parse_symbol("BTC/USDT").is_spot
+    for bad in ("BTC/USDT:", "BTC/USDT:usdt", "BTC:USDT", "BTC/USDT:USDT-2509"):
+        with pytest.raises(ValueError, match="BASE/QUOTE:SETTLE for perpetuals"):
+            parse_symbol(bad)
+
+
+def test_validation_policies_default_per_rule_and_refuse_what_a_rule_cannot_do(
+        tmp_path: Path) -> None:
+    from tradeflow.contracts.rules import RULES, SOFT_RULES
+
+    cfg = load_settings(env={}).validation
+    assert set(cfg.policies.model_dump()) == set(SOFT_RULES)  # one policy per soft rule
+    assert cfg.policy("synthetic_fill") == "exclude" and cfg.policy("high_ge_body") == \
+        "quarantine"
+    for rule in SOFT_RULES:  # rules about a series (gap, stale) can only warn
+        field = type(cfg.policies).model_fields[rule]
+        assert ("exclude" in str(field.annotation)) == RULES[rule].per_candle, rule
+    custom = load_settings(env={"TRADEFLOW_VALIDATION__POLICIES__EXTREME_WICK": "warn"})
+    assert custom.validation.policy("extreme_wick") == "warn"
+    assert custom.validation.policy("synthetic_fill") == "exclude"  # others keep defaults
+    for text, allowed in (("gap: exclude", "Input should be 'warn'"),
+                          ("high_ge_body: warn", "unknown key; allowed: extreme_return"),
+                          ("extreme_wick: drop", "'warn', 'quarantine' or 'exclude'")):
+        with pytest.raises(ConfigError, match=allowed) as err:
+            load_settings(write(tmp_path, f"validation:\n  policies:\n    {text}\n"), env={})
+        assert "\n" not in str(err.value)
+
+
+def test_market_types_are_a_list_from_yaml_or_the_environment() -> None:
+    settings = load_settings(env={"TRADEFLOW_EXCHANGE__MARKET_TYPES": "spot, linear"})
+    assert settings.exchange.market_types == ("spot", "linear")
+    assert load_settings(env={}).exchange.market_types == ("spot",)
+    with pytest.raises(ConfigError, match="exchange.market_types"):
+        load_settings(env={"TRADEFLOW_EXCHANGE__MARKET_TYPES": "swap"})

@@ -188,3 +188,13 @@ def test_watch_ohlcv_streams_candles(sim_factory: SimFactory) -> None:
 
     candles = run(body())
     assert candles and all(c.symbol == "BTC/USDT" and c.high >= c.low for c in candles)
+
+
+def test_the_market_types_to_load_come_from_the_profile() -> None:
+    from tradeflow.config import ExchangeSettings
+    from tradeflow.exchange.ccxt_client import build_exchange
+
+    spot = build_exchange(ExchangeSettings())
+    both = build_exchange(ExchangeSettings(market_types=("spot", "linear")))
+    assert spot.options["fetchMarkets"]["types"] == ["spot"]
+    assert both.options["fetchMarkets"]["types"] == ["spot", "linear"]
