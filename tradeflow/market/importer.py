@@ -35,6 +35,7 @@ from tradeflow.contracts.rules import (
     spacing,
     spacing_agrees,
 )
+from tradeflow.contracts.schemas import check_candles, refusal
 from tradeflow.market.file_names import FileNameError, read_name
 from tradeflow.market.readers import ImportFileError, ParsedFile, ReadOptions, read_file
 from tradeflow.market.store import MarketStore, SeriesKey
@@ -44,6 +45,9 @@ __all__ = ["ImportFailure", "ImportFileError", "ImportOptions", "ImportResult", 
            "expand_paths", "import_file", "import_paths", "prepare_file", "verify_checksum"]
 
 READ_AHEAD = 2  # files parsed while the previous one is written (zlib and pyarrow free the GIL)
+# Consecutive files are written together, up to this many candles per transaction: a
+# transaction and the file's open and close cost more than writing a month of 1m candles.
+GROUP_ROWS = 600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,20 +137,45 @@ def prepare_file(path: Path, options: ImportOptions) -> PreparedFile:
     _check_plausible(path, candles, parsed)  # a wrong unit says more than its odd spacing
     timeframe, source = _timeframe(path, candles, options.timeframe, named.timeframe)
     _check_grid(path, candles, timeframe, parsed)
+    # The store's own verdict, here so a refused file is named alone, not with its group.
+    refused = refusal(check_candles(candles, timeframe), str(path))
+    if refused is not None:
+        raise ImportFileError(str(refused))
     key = SeriesKey(options.exchange, symbol, timeframe)
     return PreparedFile(path, key, candles, parsed, checksum, source)
 
 
 def write_prepared(store: MarketStore, prepared: PreparedFile) -> ImportResult:
     """Store a prepared file in one transaction."""
-    written = store.write(prepared.candles, exchange=prepared.key.exchange,
-                          symbol=prepared.key.symbol, timeframe=prepared.key.timeframe,
-                          source=f"import:{prepared.path.name}")
-    times = prepared.candles["open_time"]
-    return ImportResult(prepared.path, prepared.key.symbol, prepared.key.timeframe,
-                        len(prepared.candles), int(times.iloc[0]), int(times.iloc[-1]),
-                        prepared.checksum, prepared.parsed.layout, prepared.parsed.absent,
-                        prepared.timeframe_from, written.quarantined)
+    outcome = _write_group(store, [prepared], catch=False)[0]
+    assert isinstance(outcome, ImportResult)
+    return outcome
+
+
+def _write_group(store: MarketStore, group: list[PreparedFile], *, catch: bool = True
+                 ) -> list[ImportResult | ImportFailure]:
+    """Prepared files in one transaction; a failure fails each of them (nothing written),
+    or with ``catch`` False raises."""
+    caught: tuple[type[BaseException], ...] = _FILE_ERRORS if catch else ()
+    frame = pd.concat([p.candles.assign(
+        exchange=p.key.exchange, symbol=p.key.symbol, timeframe=p.key.timeframe,
+        source=_source(p)) for p in group], ignore_index=True)
+    try:
+        written = store.write(frame)
+    except caught as exc:
+        return [ImportFailure(p.path, _one_line(p.path, exc)) for p in group]
+    out: list[ImportResult | ImportFailure] = []
+    for p in group:
+        times = p.candles["open_time"]
+        out.append(ImportResult(
+            p.path, p.key.symbol, p.key.timeframe, len(p.candles), int(times.iloc[0]),
+            int(times.iloc[-1]), p.checksum, p.parsed.layout, p.parsed.absent,
+            p.timeframe_from, written.by_source.get((p.key, _source(p)), {})))
+    return out
+
+
+def _source(prepared: PreparedFile) -> str:
+    return f"import:{prepared.path.name}"
 
 
 def import_file(store: MarketStore, path: Path, options: ImportOptions | None = None, *,
@@ -163,22 +192,41 @@ def import_file(store: MarketStore, path: Path, options: ImportOptions | None = 
 
 def import_paths(store: MarketStore, paths: Iterable[Path], options: ImportOptions, *,
                  done: Callable[[ImportResult | ImportFailure], None] | None = None,
-                 read_ahead: int = READ_AHEAD) -> list[ImportResult | ImportFailure]:
+                 read_ahead: int = READ_AHEAD,
+                 group_rows: int = GROUP_ROWS) -> list[ImportResult | ImportFailure]:
     """Import many files; a bad file is a failure line and the others still import.
 
-    Files are parsed ``read_ahead`` at a time in threads while the one before is written
-    (writes stay in order, one transaction each). ``done`` is called as each finishes.
+    Files are read and checked ``read_ahead`` at a time in threads while earlier ones are
+    written. Consecutive good files are written together, up to ``group_rows`` candles in
+    one transaction: each file is stored whole or not at all, and a later file's candle
+    replaces an earlier one's as if written one by one. ``done`` is called as each finishes.
     """
     out: list[ImportResult | ImportFailure] = []
+    group: list[PreparedFile] = []
+
+    def report(outcomes: list[ImportResult | ImportFailure]) -> None:
+        out.extend(outcomes)
+        for outcome in outcomes:
+            if done is not None:
+                done(outcome)
+
+    def flush() -> None:
+        if group:
+            report(_write_group(store, group))
+            group.clear()
+
     with ThreadPoolExecutor(max_workers=max(1, read_ahead)) as pool:
         for path, future in _ahead(pool, list(paths), options, max(1, read_ahead)):
             try:
-                outcome: ImportResult | ImportFailure = write_prepared(store, future.result())
+                prepared = future.result()
             except _FILE_ERRORS as exc:
-                outcome = ImportFailure(path, _one_line(path, exc))
-            out.append(outcome)
-            if done is not None:
-                done(outcome)
+                flush()  # lines stay in the order of the files
+                report([ImportFailure(path, _one_line(path, exc))])
+                continue
+            group.append(prepared)
+            if sum(len(p.candles) for p in group) >= group_rows:
+                flush()
+        flush()
     return out
 
 

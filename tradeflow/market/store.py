@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,10 +73,12 @@ class UnfillableGap:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What a write stored: the candles the batch holds and new quarantine entries per rule."""
+    """What a write stored: the candles the batch holds and new quarantine entries per rule
+    (``by_source``: per series and row source, for a batch gathered from several files)."""
 
     candles: int
     quarantined: dict[str, int]
+    by_source: dict[tuple[SeriesKey, str], dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +132,14 @@ class MarketStore:
         Rows of one batch with the same key keep the last occurrence. Raises
         :class:`~tradeflow.contracts.schemas.CandlesRefused` (nothing written) when a candle
         breaks a rule the store refuses; candles breaking the other hard rules are stored
-        and quarantined with ``source``.
+        and quarantined with their row's source (else ``source``).
         """
         frame = candles.to_pandas() if isinstance(candles, pa.Table) else candles
         batches = [_checked(key, part) for key, part in
                    _split_series(frame, exchange, symbol, timeframe)]
         batches = [b for b in batches if len(b.frame)]
         quarantined: dict[str, int] = {}
+        by_source: dict[tuple[SeriesKey, str], dict[str, int]] = {}
         if not batches:
             return WriteResult(0, quarantined)
         with self._connect(write=True) as con:
@@ -144,15 +147,19 @@ class MarketStore:
             with atomic(con):
                 for batch, table in tables:
                     _write_series(con, batch.key, table, source)
-                    for rule, rows in batch.quarantine.groupby("rule", sort=True):
-                        found = insert_quarantine(con, batch.key, rows, source)
+                    rows = batch.quarantine.assign(
+                        source=batch.quarantine["source"].fillna(source))
+                    for (rule, origin), part in rows.groupby(["rule", "source"], sort=True):
+                        found = insert_quarantine(con, batch.key, part, str(origin))
                         if found:
                             quarantined[str(rule)] = quarantined.get(str(rule), 0) + found
+                            counts = by_source.setdefault((batch.key, str(origin)), {})
+                            counts[str(rule)] = counts.get(str(rule), 0) + found
         if quarantined:
             log.warning("%s: candles stored and quarantined: %s", ", ".join(
                 str(b.key) for b in batches), ", ".join(f"{r} {n}" for r, n in
                                                         quarantined.items()))
-        return WriteResult(sum(len(b.frame) for b in batches), quarantined)
+        return WriteResult(sum(len(b.frame) for b in batches), quarantined, by_source)
 
     def record_unfillable(self, key: SeriesKey, start: int, end: int, missing: int,
                           reason: str) -> None:
@@ -355,13 +362,14 @@ def _quarantine_rows(frame: pd.DataFrame, check: FrameCheck) -> pd.DataFrame:
     picked = picked.drop_duplicates(["row", "rule"])
     rows = picked["row"].to_numpy(dtype=np.int64)
     out = {"open_time": frame["open_time"].to_numpy()[rows],
-           "rule": picked["rule"].to_numpy(dtype=object)}
+           "rule": picked["rule"].to_numpy(dtype=object),
+           "source": frame["source"].to_numpy(dtype=object)[rows]}
     for col in QUARANTINE_VALUES:
         out[col] = frame[col].to_numpy()[rows]
     return pd.DataFrame(out)
 
 
-_NO_ROWS = pd.DataFrame(columns=["open_time", "rule", *QUARANTINE_VALUES])
+_NO_ROWS = pd.DataFrame(columns=["open_time", "rule", "source", *QUARANTINE_VALUES])
 _CHANGED = " OR ".join(f"c.{c} IS DISTINCT FROM b.{c}" for c in VALUE_COLUMNS)
 _SERIES = ("c.exchange = $ex AND c.symbol = $sym AND c.timeframe = $tf "
            "AND c.open_time BETWEEN $lo AND $hi")
