@@ -340,8 +340,13 @@ def _series_frame(part: pd.DataFrame) -> pd.DataFrame:
     t = times.to_numpy()
     cols: dict[str, Any] = {"open_time": t}
     for name in _FLOATS:
-        cols[name] = (pd.to_numeric(part[name], errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan) if name in part.columns else np.nan)
+        if name not in part.columns:
+            cols[name] = np.nan
+        elif part[name].dtype == np.float64:
+            cols[name] = part[name].to_numpy()  # no copy: the typical frame
+        else:
+            cols[name] = pd.to_numeric(part[name], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan)
     trades = pd.to_numeric(part["trades"], errors="coerce") if "trades" in part.columns \
         else pd.Series(np.nan, index=part.index)
     cols["trades"] = pd.array(trades.to_numpy(dtype=np.float64, na_value=np.nan),
@@ -380,17 +385,22 @@ def _write_series(con: duckdb.DuckDBPyConnection, key: SeriesKey, table: pa.Tabl
     lo = table["open_time"][0].as_py()
     hi = table["open_time"][-1].as_py()
     params = {"ex": key.exchange, "sym": key.symbol, "tf": key.timeframe, "lo": lo, "hi": hi}
+    insert = (f"INSERT INTO candles (exchange, symbol, timeframe, open_time, "
+              f"{', '.join(VALUE_COLUMNS)}, ingested_at, source) SELECT $ex, $sym, $tf, "
+              f"b.open_time, {', '.join('b.' + c for c in VALUE_COLUMNS)}, now(), "
+              "coalesce(b.source, $src) FROM batch b")
     with registered(con, "batch", table):
+        stored = con.execute(f"SELECT count(*) FROM candles c WHERE {_SERIES}",
+                             params).fetchone()
+        if not stored or not stored[0]:  # new history: nothing to compare with
+            con.execute(insert, {"ex": key.exchange, "sym": key.symbol, "tf": key.timeframe,
+                                 "src": source})
+            return
         # Replace semantics: drop the stored rows whose values the batch changes, bounded by
         # time so DuckDB's zone maps skip untouched row groups; then insert what is not
         # stored as is. An unchanged candle keeps its row (and ingested_at).
         con.execute(
             f"DELETE FROM candles c USING batch b WHERE {_SERIES} "
             f"AND c.open_time = b.open_time AND ({_CHANGED})", params)
-        con.execute(
-            f"INSERT INTO candles (exchange, symbol, timeframe, open_time, "
-            f"{', '.join(VALUE_COLUMNS)}, ingested_at, source) "
-            f"SELECT $ex, $sym, $tf, b.open_time, {', '.join('b.' + c for c in VALUE_COLUMNS)}, "
-            f"now(), coalesce(b.source, $src) FROM batch b WHERE NOT EXISTS (SELECT 1 FROM "
-            f"candles c WHERE {_SERIES} AND c.open_time = b.open_time)",
-            {**params, "src": source})
+        con.execute(f"{insert} WHERE NOT EXISTS (SELECT 1 FROM candles c WHERE {_SERIES} "
+                    "AND c.open_time = b.open_time)", {**params, "src": source})
