@@ -201,3 +201,45 @@ def test_assert_predictions_widens_float32_and_refuses_bad_frames() -> None:
     assert assert_predictions(frame)["probability"].dtype == np.float64
     with pytest.raises(ContractError, match="column_present"):
         assert_predictions(frame.drop(columns=["model_version"]))
+
+
+def test_times_outside_2009_to_2100_are_implausible() -> None:
+    frame = candles(3)
+    frame["open_time"] = np.array([0, 1_230_940_800_000, 4_102_444_800_000], dtype=np.int64)
+    check = check_candles(frame, "1m")
+    assert check.counts["plausible_time"] == 2
+    assert check.failures.loc[check.failures["rule"] == "plausible_time", "row"].tolist() == [0, 2]
+
+
+@pytest.mark.parametrize(("step", "timeframe", "label"), [
+    (MIN, "1m", "1m"), (5 * MIN, "5m", "5m"), (60 * MIN, "1h", "1h"),
+    (1440 * MIN, "1d", "1d"), (7 * 1440 * MIN, "1w", "1w"), (90_000, "1m", "90s"),
+])
+def test_spacing_names_the_dominant_step(step: int, timeframe: str, label: str) -> None:
+    from tradeflow.contracts.rules import spacing, spacing_agrees
+
+    found = spacing(T0 + np.arange(50, dtype=np.int64) * step)
+    assert found.label == label and found.dominant_share == 1.0
+    assert spacing_agrees(found, timeframe) == (label == timeframe)
+
+
+def test_months_of_28_to_31_days_are_one_monthly_step() -> None:
+    from tradeflow.contracts.rules import spacing, spacing_agrees
+
+    months = np.array([datetime(2024, m, 1, tzinfo=UTC).timestamp() * 1000
+                       for m in range(1, 13)], dtype=np.int64)
+    found = spacing(months)
+    assert found.label == "1M" and found.dominant_share == 1.0
+    assert spacing_agrees(found, "1M") and not spacing_agrees(found, "1w")
+    assert spacing_agrees(spacing(months[::3]), "3M")
+    assert spacing(months[:1]) is None and spacing_agrees(None, "1m")
+
+
+def test_gaps_and_a_finer_file_are_told_apart() -> None:
+    from tradeflow.contracts.rules import spacing, spacing_agrees
+
+    steps = np.r_[np.full(10, MIN), np.full(40, 3 * MIN)]  # an illiquid 1m series
+    illiquid = spacing(T0 + np.concatenate(([0], np.cumsum(steps))))
+    assert illiquid.label == "3m" and spacing_agrees(illiquid, "1m")
+    one_minute = spacing(T0 + np.arange(64, dtype=np.int64) * MIN)
+    assert not spacing_agrees(one_minute, "8m")  # a 1m file under an 8m name

@@ -246,3 +246,16 @@ def test_a_store_file_of_an_older_release_gains_the_new_columns(tmp_path: Path) 
     assert pd.isna(read["taker_buy_base"].iloc[0]) and read["taker_buy_base"].iloc[1] == 0.25
     store.close()
     MarketStore(path).close()  # opening it again migrates nothing twice
+
+
+@pytest.mark.parametrize("timeframe", ["1m", "1h", "1w", "1M"])
+def test_gap_runs_from_times_equal_the_sql_gap_scan(store: MarketStore, timeframe: str) -> None:
+    from tradeflow import timeframes
+    from tradeflow.market.gaps import gap_runs
+
+    key = SeriesKey("binance", "BTC/USDT", timeframe)
+    grid = timeframes.grid(T0, T0 + 400 * timeframes.duration_ms(timeframe), timeframe)[:200]
+    rng = np.random.default_rng(len(timeframe))
+    times = np.delete(grid, rng.choice(np.arange(1, 199), 60, replace=False))
+    put(store, candles(times), key)
+    pd.testing.assert_frame_equal(gap_runs(times, timeframe), find_gaps(store, key))
