@@ -14,10 +14,11 @@ from the data (the dominant spacing of the candles): a file whose spacing disagr
 declared timeframe is refused, and a file that declares none takes the one read. Fields a
 file lacks (quote volume, trade count, taker buy volumes) are stored as NULL, never invented.
 
-Each file is checked whole and written in one transaction: a bad file is reported in one
-line naming it (and the line or row) and nothing of it is stored; the other files still
-import. Importing a file again changes nothing. Candles breaking a value rule (a high below
-the body) are stored as they are and quarantined. Exit code 1 when any file failed.
+Each file is checked whole and stored whole or not at all (consecutive files share a
+transaction): a bad file is reported in one line naming it (and the line or row) and nothing
+of it is stored; the other files still import. Importing a file again changes nothing.
+Candles breaking a value rule (a high below the body) are stored as they are and
+quarantined. Exit code 1 when any file failed.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 :mod:`tradeflow.market.readers` reads a file of any supported format into one typed frame;
 this module decides what it is (symbol and timeframe from ``--symbol``/``--timeframe``, else
-the file's name, see :mod:`tradeflow.market.file_names`), checks it whole and writes it in one
-transaction: a file that fails any check commits nothing, and a file imported again changes
+the file's name, see :mod:`tradeflow.market.file_names`), checks it whole and stores it whole
+or not at all: a file that fails any check commits nothing, and a file imported again changes
 nothing. Checks, each named with the file and line: a ``.CHECKSUM`` next to the file
 (``<sha256>  <name>``) when present; the candles' spacing agrees with the declared timeframe
 (the dominant step between candles; a timeframe nobody declared is inferred from it); times
@@ -295,12 +295,15 @@ def _ordered(path: Path, parsed: ParsedFile) -> pd.DataFrame:
         order = np.argsort(times, kind="stable")
         sorted_times = times[order]
         same = np.flatnonzero(sorted_times[1:] == sorted_times[:-1])
-        for i in same:
-            a, b = int(order[i]), int(order[i + 1])
-            if not frame.iloc[a].equals(frame.iloc[b]):
+        if same.size:
+            values = frame.drop(columns="open_time").to_numpy(dtype=np.float64, na_value=np.nan)
+            a, b = values[order[same]], values[order[same + 1]]
+            differ = np.flatnonzero(~((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1))
+            if differ.size:
+                i, j = sorted((int(order[same[differ[0]]]), int(order[same[differ[0]] + 1])))
                 raise ImportFileError(
-                    f"{path}, {parsed.where(min(a, b) + 1)} and {parsed.where(max(a, b) + 1)}: "
-                    f"two different candles at open time {int(times[a])}")
+                    f"{path}, {parsed.where(i + 1)} and {parsed.where(j + 1)}: "
+                    f"two different candles at open time {int(times[i])}")
         keep = np.ones(order.size, dtype=bool)
         keep[same + 1] = False
         frame = frame.iloc[order[keep]].reset_index(drop=True)
