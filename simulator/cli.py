@@ -20,7 +20,10 @@ Serve a simulated Binance spot exchange on loopback: the REST API under /api/v3 
 uiKlines from 1s to 1M, exchangeInfo with its filters, tickers over 24h or any window, avgPrice,
 the order book, trades, historicalTrades, aggTrades, signed orders and account) and market
 streams on /ws and /stream (klines, trade, aggTrade, ticker, miniTicker, bookTicker, avgPrice,
-depth diffs and partial books), speaking exactly what ccxt's binance classes expect.
+depth diffs and partial books), speaking exactly what ccxt's binance classes expect. Every
+USDT-quoted symbol also has a USDⓈ-M perpetual under /fapi/v1 (exchangeInfo, klines, time,
+ping: what ccxt needs to load linear markets and fetch their candles; ccxt's BTC/USDT:USDT)
+whose candles are the spot market's.
 
 The market is seeded and deterministic: a random walk with volatility clustering (--signal
 plants a learnable short-term mean reversion; 0 = pure random walk) traded on a tape of trades
@@ -133,6 +136,10 @@ async def serve(settings: SimulatorSettings) -> None:
         venue = sim.venue
         print(f"simulated Binance spot at {sim.base_url} (REST {sim.base_url}/api/v3)", flush=True)
         print(f"websocket streams at {sim.ws_url} and {sim.base_url.replace('http', 'ws')}/stream")
+        if venue.perpetuals:
+            perps = ", ".join(f"{s.symbol}:{s.quote}" for s in venue.perpetuals.values())
+            print(f"USDⓈ-M perpetuals {perps} at {sim.base_url}/fapi/v1 (klines on the spot "
+                  "price path)", flush=True)
         print(
             f"symbols {', '.join(settings.symbols)}; seed {settings.seed}; "
             f"speed {settings.speed}x; signal {settings.signal_strength}; "

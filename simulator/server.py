@@ -24,6 +24,8 @@ from simulator.broker import Broker
 from simulator.clock import wall_ms
 from simulator.errors import ApiError
 from simulator.faults import retry_after_header
+from simulator.futures import WEIGHTS as FAPI_WEIGHTS
+from simulator.futures import futures_routes
 from simulator.rest import VENUE_KEY, WEIGHTS, public_routes
 from simulator.rest_flow import flow_routes
 from simulator.settings import FaultSettings, SimulatorSettings
@@ -59,11 +61,13 @@ def _limited(status: int, retry_after: float, used: int, banned_until: int) -> w
 
 @web.middleware
 async def binance_layer(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Weights, faults, Binance error bodies and handler timing for ``/api`` and ``/sapi``."""
-    if not request.path.startswith(("/api/", "/sapi/")):
+    """Weights, faults, Binance error bodies and handler timing for ``/api``, ``/sapi`` and
+    ``/fapi``."""
+    if not request.path.startswith(("/api/", "/sapi/", "/fapi/")):
         return await handler(request)
     venue = request.app[VENUE_KEY]
-    weight_of = WEIGHTS.get((request.method, request.path))
+    key = (request.method, request.path)
+    weight_of = WEIGHTS.get(key) or FAPI_WEIGHTS.get(key)
     plan = venue.faults.plan_rest(weight_of(request.query) if weight_of else 1, wall_ms())
     weights = {"x-mbx-used-weight": str(plan.used_weight)}
     weights["x-mbx-used-weight-1m"] = weights["x-mbx-used-weight"]
@@ -129,7 +133,8 @@ class SimulatorServer:
         app = web.Application(middlewares=[binance_layer])
         app[VENUE_KEY] = self.venue
         app[BROKER_KEY] = self.broker
-        routes = public_routes() + flow_routes() + signed_routes() + admin_routes()
+        routes = public_routes() + flow_routes() + futures_routes() + signed_routes()
+        routes += admin_routes()
         app.add_routes(routes + self.hub.routes())
 
         async def close_sockets(_: web.Application) -> None:

@@ -111,6 +111,11 @@ class SimulatorSettings(_Frozen):
         default=None,
         description="simulated 'now' at start (default: the wall clock, minute-aligned)",
     )
+    perpetuals: bool = Field(
+        default=True,
+        description="serve a USDⓈ-M perpetual (/fapi, ccxt's BTC/USDT:USDT) for every "
+        "USDT-quoted symbol, on the spot market's price path",
+    )
     listing_delays_days: dict[str, float] = Field(
         default_factory=dict, description="symbol -> days after history start it was listed"
     )

@@ -63,6 +63,8 @@ class Venue:
         self.books: dict[str, OrderBook] = {}
         self.history: dict[str, History] = {}
         self.listing_ms: dict[str, int] = {}
+        # USDⓈ-M perpetuals by market id: one per USDT-quoted symbol, on its price path
+        self.perpetuals: dict[str, SymbolSpec] = {}
         delays = settings.listing_delays_days
         for symbol in settings.symbols:
             spec = make_spec(symbol, settings.seed)
@@ -87,6 +89,8 @@ class Venue:
             delay = delays.get(symbol, delays.get(spec.market_id, 0.0))
             listing = self.history_start_ms + int(delay * DAY_MS)
             self.listing_ms[symbol] = -(-listing // MINUTE_MS) * MINUTE_MS
+            if settings.perpetuals and spec.quote == "USDT":
+                self.perpetuals[spec.market_id] = spec
 
     def now_ms(self) -> int:
         """Simulated now."""
@@ -95,6 +99,10 @@ class Venue:
     def spec(self, market_id: str) -> SymbolSpec | None:
         """The market with Binance id ``market_id`` (e.g. ``BTCUSDT``), or None."""
         return self.by_id.get(market_id)
+
+    def perpetual(self, market_id: str) -> SymbolSpec | None:
+        """The spot market whose perpetual has id ``market_id`` (``/fapi``), or None."""
+        return self.perpetuals.get(market_id)
 
     def span(self, symbol: str, now_ms: int | None = None) -> Span:
         """Where candles of ``symbol`` exist at ``now_ms``."""
