@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator
 
@@ -34,6 +34,14 @@ class Symbol:
     @property
     def is_spot(self) -> bool:
         return self.settle is None
+
+    @property
+    def market_type(self) -> Literal["spot", "linear", "inverse"]:
+        """ccxt's kind of market: ``inverse`` when it settles in its base currency
+        (``BTC/USD:BTC``), ``linear`` when it settles in another one (``BTC/USDT:USDT``)."""
+        if self.settle is None:
+            return "spot"
+        return "inverse" if self.settle == self.base else "linear"
 
 
 def parse_symbol(symbol: str) -> Symbol:

@@ -137,6 +137,27 @@ def test_perpetual_and_dated_future_symbols_are_one_symbol_type() -> None:
     for bad in ("BTC/USDT:", "BTC/USDT:usdt", "BTC:USDT", "BTC/USDT:USDT-2509"):
         with pytest.raises(ValueError, match="BASE/QUOTE:SETTLE for perpetuals"):
             parse_symbol(bad)
+    kinds = [parse_symbol(s).market_type for s in ("BTC/USDT", "BTC/USDT:USDT",
+                                                     "BTC/USDT:USDT-250926", "BTC/USD:BTC")]
+    assert kinds == ["spot", "linear", "linear", "inverse"]
+
+
+def test_exchange_checks_that_every_symbol_is_of_a_loaded_market_type() -> None:
+    perps = {"TRADEFLOW_SYMBOLS": "BTC/USDT, BTC/USDT:USDT"}
+    with pytest.raises(ConfigError) as spot_only:
+        check_against_exchange(load_settings(env=perps))
+    assert str(spot_only.value) == (
+        "config error: exchange.market_types = ['spot']: BTC/USDT:USDT is a USDT-margined "
+        "(linear) perpetual or future; add linear to exchange.market_types "
+        "(e.g. [spot, linear])")
+    with pytest.raises(ConfigError, match="BTC/USD:BTC is a coin-margined .* add inverse"):
+        check_against_exchange(load_settings(env={"TRADEFLOW_SYMBOLS": "BTC/USD:BTC",
+                                                  "TRADEFLOW_EXCHANGE__MARKET_TYPES": "linear"}))
+    with pytest.raises(ConfigError, match="BTC/USDT is a spot market; add spot"):
+        check_against_exchange(load_settings(env={**perps,
+                                                  "TRADEFLOW_EXCHANGE__MARKET_TYPES": "linear"}))
+    check_against_exchange(load_settings(env={**perps,
+                                              "TRADEFLOW_EXCHANGE__MARKET_TYPES": "spot,linear"}))
 
 
 def test_validation_policies_default_per_rule_and_refuse_what_a_rule_cannot_do(
