@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from tests.fixtures.simulator import START_MS, SimFactory
@@ -41,6 +42,7 @@ def cli(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_a_perpetual_backfills_validates_and_trains(sim_factory: SimFactory,
                                                     tmp_path: Path) -> None:
     sim = sim_factory(history_days=1.5, signal_strength=1.0, speed=1e-9)  # a clock at rest
