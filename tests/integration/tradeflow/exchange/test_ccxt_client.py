@@ -198,3 +198,15 @@ def test_the_market_types_to_load_come_from_the_profile() -> None:
     both = build_exchange(ExchangeSettings(market_types=("spot", "linear")))
     assert spot.options["fetchMarkets"]["types"] == ["spot"]
     assert both.options["fetchMarkets"]["types"] == ["spot", "linear"]
+
+
+def test_a_base_url_redirects_the_futures_apis_too() -> None:
+    from tradeflow.config import ExchangeSettings
+    from tradeflow.exchange.ccxt_client import build_exchange
+
+    ex = build_exchange(ExchangeSettings(base_url="http://127.0.0.1:8765",
+                                         market_types=("spot", "linear")))
+    api = ex.urls["api"]
+    assert api["public"] == "http://127.0.0.1:8765/api/v3"
+    assert api["fapiPublic"] == "http://127.0.0.1:8765/fapi/v1"  # linear markets and klines
+    assert api["dapiPublic"] == "http://127.0.0.1:8765/dapi/v1"
