@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from tradeflow.config_files import (
     ConfigError,
@@ -58,6 +58,9 @@ class ExchangeSettings(Frozen):
     max_retries: int = Field(6, ge=0, description="retries of a transient failure")
     retry_base_delay_s: float = Field(0.25, gt=0)
     retry_max_delay_s: float = Field(30.0, gt=0)
+    rate_limit_max_wait_s: float = Field(
+        300.0, ge=0, description="longest a call waits out rate limits (429/418 with "
+        "Retry-After) before it fails; these waits do not count as retries")
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
 
@@ -84,7 +87,8 @@ class StoreSettings(Frozen):
 class BackfillSettings(Frozen):
     """History download defaults."""
 
-    days: float = Field(30.0, gt=0, description="how far back a backfill reaches by default")
+    days: float = Field(30.0, gt=0, allow_inf_nan=False,
+                        description="how far back a backfill reaches by default")
     concurrency: int = Field(3, ge=1, description="series fetched at once")
     page_limit: int = Field(1000, ge=1, le=1000)
     task_runner: Literal["local", "dask"] = Field(
@@ -116,11 +120,22 @@ class MlflowSettings(Frozen):
 
 
 class LedgerSettings(Frozen):
-    """The trading ledger (SQLAlchemy URL)."""
+    """The trading ledgers (SQLAlchemy URLs): paper and live books never share a database."""
 
     url: str | None = Field(
-        None, description="default: sqlite:///<data_dir>/ledger.db; or postgresql+psycopg://..."
+        None, description="the paper book; default: sqlite:///<data_dir>/ledger.db; or "
+        "postgresql+psycopg://..."
     )
+    live_url: str | None = Field(
+        None, description="the live book; default: sqlite:///<data_dir>/ledger-live.db"
+    )
+
+    @model_validator(mode="after")
+    def _books_apart(self) -> LedgerSettings:
+        if self.live_url is not None and self.live_url == self.url:
+            raise ValueError("live_url must differ from url: paper and live trades never "
+                             "share a ledger")
+        return self
 
 
 class PrefectSettings(Frozen):
@@ -264,7 +279,14 @@ class Settings(Frozen):
 
     @property
     def ledger_url(self) -> str:
+        """The paper book's ledger."""
         return self.ledger.url or f"sqlite:///{self.data_dir / 'ledger.db'}"
+
+    def ledger_url_for(self, mode: str) -> str:
+        """The ledger of ``mode``'s book: paper runs never resume live state, nor the reverse."""
+        if mode == "live":
+            return self.ledger.live_url or f"sqlite:///{self.data_dir / 'ledger-live.db'}"
+        return self.ledger_url
 
     @property
     def store_path(self) -> str:
@@ -357,13 +379,24 @@ def _dig(data: Any, keys: tuple[str, ...]) -> Any:
     return data
 
 
+def _in_env(from_env: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    # Presence, not value: an empty variable (TRADEFLOW_SYMBOLS=) parses to None.
+    node: Any = from_env
+    for key in keys[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    return isinstance(node, dict) and keys[-1] in node
+
+
 def _to_config_error(exc: ValidationError, model: type[Settings], source: str,
                      from_env: dict[str, Any]) -> ConfigError:
     loc = [str(p) for p in exc.errors()[0]["loc"]]
     # Name the environment variable when the bad value came from one.
     for depth in range(len(loc), 0, -1):
-        if _dig(from_env, tuple(loc[:depth])) is not None:
+        if _in_env(from_env, tuple(loc[:depth])):
             source = "$" + ENV_PREFIX + "__".join(loc[:depth]).upper()
+            if _dig(from_env, tuple(loc[:depth])) is None:
+                return ConfigError(".".join(loc[:depth]), "",
+                                   "the variable is empty; unset it or give a value", source)
             break
     return config_error(exc, model, source, redact=_redact)
 

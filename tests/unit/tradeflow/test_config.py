@@ -188,3 +188,30 @@ def test_market_types_are_a_list_from_yaml_or_the_environment() -> None:
     assert load_settings(env={}).exchange.market_types == ("spot",)
     with pytest.raises(ConfigError, match="exchange.market_types"):
         load_settings(env={"TRADEFLOW_EXCHANGE__MARKET_TYPES": "swap"})
+
+
+def test_paper_and_live_books_are_separate_ledgers() -> None:
+    s = load_settings(env={})
+    assert s.ledger_url_for("paper") == s.ledger_url == "sqlite:///data/ledger.db"
+    assert s.ledger_url_for("live") == "sqlite:///data/ledger-live.db"
+    moved = load_settings(env={"TRADEFLOW_LEDGER__LIVE_URL": "sqlite:///live.db"})
+    assert moved.ledger_url_for("live") == "sqlite:///live.db"
+    with pytest.raises(ConfigError, match="live_url must differ from url"):
+        load_settings(env={"TRADEFLOW_LEDGER__URL": "sqlite:///one.db",
+                           "TRADEFLOW_LEDGER__LIVE_URL": "sqlite:///one.db"})
+
+
+def test_an_empty_environment_variable_is_blamed_on_the_variable() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"TRADEFLOW_SYMBOLS": ""})
+    assert str(err.value) == ("config error ($TRADEFLOW_SYMBOLS): symbols = '': the variable "
+                              "is empty; unset it or give a value")
+    # an empty variable is fine where null is (the base URL: real Binance)
+    assert load_settings(env={"TRADEFLOW_EXCHANGE__BASE_URL": ""}).exchange.base_url is None
+
+
+def test_backfill_days_and_rate_limit_wait_are_finite_numbers() -> None:
+    assert load_settings(env={}).exchange.rate_limit_max_wait_s == 300
+    for name in ("nan", "inf"):
+        with pytest.raises(ConfigError, match="backfill.days"):
+            load_settings(env={"TRADEFLOW_BACKFILL__DAYS": name})
