@@ -63,7 +63,9 @@ def rebase_urls(urls: Any, base_url: str) -> Any:
 
 def map_error(exc: Exception, retry_after: float | None = None) -> t.ExchangeError:
     """Translate a ccxt (or transport) exception into a typed tradeflow error."""
-    msg = _redact(str(exc)) or type(exc).__name__
+    # aiohttp names the TLS context of every connection, plain-http ones included
+    # ("Cannot connect to host h:p ssl:default [...]"): noise that misleads.
+    msg = _redact(str(exc)).replace(" ssl:default", "") or type(exc).__name__
     table: list[tuple[type[Exception], type[t.ExchangeError]]] = [
         (ccxt.RateLimitExceeded, t.RateLimited),
         (ccxt.DDoSProtection, t.RateLimited),
@@ -181,6 +183,28 @@ def build_exchange(settings: ExchangeSettings) -> Any:
     return ex
 
 
+class _SharedPause:
+    """One pause for every request of a client once the exchange answers 429 or 418: the
+    series sharing the client wait together (the exchange said "wait", not "failed") instead
+    of each spending its retries."""
+
+    def __init__(self, sleep: Callable[[float], Awaitable[None]]) -> None:
+        self.until, self._sleep = 0.0, sleep
+
+    async def wait(self) -> float:
+        """Wait out a pause another caller was told to take; the seconds waited."""
+        pause = self.until - asyncio.get_running_loop().time()
+        if pause <= 0:
+            return 0.0
+        await self._sleep(pause)
+        return pause
+
+    async def hold(self, delay: float) -> None:
+        """Pause every caller for ``delay`` seconds from now, this one included."""
+        self.until = max(self.until, asyncio.get_running_loop().time() + delay)
+        await self._sleep(delay)
+
+
 class ExchangeClient:
     """Async, typed access to one exchange. Use as ``async with ExchangeClient(cfg) as ex``."""
 
@@ -190,6 +214,7 @@ class ExchangeClient:
         self._sleep = sleep or asyncio.sleep
         self._ex = build_exchange(settings)
         self._markets: dict[str, t.Market] | None = None
+        self._pause = _SharedPause(self._sleep)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> ExchangeClient:
@@ -233,8 +258,11 @@ class ExchangeClient:
 
         ``stream`` marks websocket calls, which have no HTTP body to check.
         """
-        attempt = 0
+        attempt = limited = 0
+        waited, cap = 0.0, self.settings.rate_limit_max_wait_s  # rate-limit waits: no retries
         while True:
+            if not stream:
+                waited += await self._pause.wait()
             try:
                 if stream:
                     return await fn(*args, **kwargs)
@@ -253,6 +281,15 @@ class ExchangeClient:
                 err = exc if isinstance(exc, t.ExchangeError) else map_error(
                     exc, self._retry_after()
                 )
+                if retry and isinstance(err, t.RateLimited) and waited < cap:
+                    # Retry-After as said: a backoff growing over repeated 429s would idle
+                    delay = err.retry_after if err.retry_after is not None else \
+                        self._backoff(limited, None)
+                    delay = min(delay, cap - waited)
+                    log.warning("%s: rate limited; every request pauses %.2fs", self.id, delay)
+                    limited, waited = limited + 1, waited + delay
+                    await self._pause.hold(delay)
+                    continue
                 if not (retry and err.retryable and attempt < self.settings.max_retries):
                     raise err from None
                 delay = self._backoff(attempt, err.retry_after)
@@ -281,9 +318,12 @@ class ExchangeClient:
 
     # -- public data -----------------------------------------------------------------------
     async def load_markets(self, reload: bool = False) -> dict[str, t.Market]:
-        """Markets by unified symbol."""
+        """Markets by unified symbol, always asked of the exchange: after a failed load (a
+        truncated body) ccxt's cache holds nothing, and a retry must not be answered from it."""
         if self._markets is None or reload:
-            raw = await self.call(self._ex.load_markets, reload)
+            raw = await self.call(self._ex.load_markets, True)
+            if not raw:
+                raise t.BadResponse(f"{self.id}: the exchange listed no markets")
             self._markets = {s: parse.market(m) for s, m in raw.items()}
         return self._markets
 

@@ -15,6 +15,7 @@ class ExchangeError(Exception):
     """An exchange call failed. ``retryable`` says whether trying again can help."""
 
     retryable: bool = False
+    kind: str = "exchange error"  # what went wrong, in words, for one-line reports
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -25,30 +26,43 @@ class TransientError(ExchangeError):
     """Network trouble, timeouts, maintenance, malformed bodies: a retry can help."""
 
     retryable = True
+    kind = "network error"
 
 
 class RateLimited(TransientError):
     """The exchange asked us to slow down (HTTP 429/418); honour ``retry_after`` seconds."""
 
+    kind = "rate limit"
+
 
 class ExchangeUnavailable(TransientError):
     """Connection refused, 5xx, maintenance."""
+
+    kind = "exchange unavailable"
 
 
 class RequestTimedOut(TransientError):
     """No answer in time."""
 
+    kind = "timeout"
+
 
 class BadResponse(TransientError):
     """The body could not be parsed (truncated JSON and the like)."""
+
+    kind = "bad response"
 
 
 class BadSymbol(ExchangeError):
     """The exchange does not list this symbol."""
 
+    kind = "unknown symbol"
+
 
 class AuthenticationFailed(ExchangeError):
     """Missing, wrong or unauthorised API key or signature."""
+
+    kind = "authentication failed"
 
 
 class OrderRejected(ExchangeError):

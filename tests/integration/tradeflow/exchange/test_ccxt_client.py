@@ -114,18 +114,75 @@ def test_transient_faults_are_retried_until_the_page_arrives(
         assert min(sleeps.delays) >= 1.0  # Retry-After is honoured
 
 
-def test_rate_limit_exhausting_retries_raises_a_retryable_error(sim_factory: SimFactory) -> None:
+def test_rate_limit_waits_spend_no_retries_until_their_cap(sim_factory: SimFactory) -> None:
     sim, sleeps = sim_factory(), Sleeps()
 
     async def body() -> None:
-        async with client(sim.base_url, sleeps, max_retries=2, retry_base_delay_s=0.05) as ex:
+        async with client(sim.base_url, sleeps, max_retries=0, retry_base_delay_s=0.05,
+                          rate_limit_max_wait_s=2.5) as ex:
             await ex.load_markets()
             sim.set_faults(rate_limit_every=1, retry_after_s=0.0)
             await ex.fetch_ohlcv("BTC/USDT", "1m", limit=5)
 
     with pytest.raises(RateLimited) as err:
         run(body())
-    assert err.value.retryable and len(sleeps.delays) == 2
+    # no retries allowed, yet it waited as told (Retry-After: 1) until the waits reached the cap
+    assert err.value.retryable and sleeps.delays == pytest.approx([1.0, 1.0, 0.5])
+
+
+def test_a_429_pauses_every_caller_of_the_client(sim_factory: SimFactory) -> None:
+    sim, sleeps = sim_factory(), Sleeps()
+
+    async def body() -> int:
+        async with client(sim.base_url, sleeps, max_retries=0) as ex:
+            now = await ex.fetch_time()
+            await ex.load_markets()
+            # fewer callers than N: the simulator's "every Nth" cannot hit each round's first
+            sim.set_faults(rate_limit_every=4, retry_after_s=1.0)
+
+            async def three_pages(symbol: str) -> int:
+                return sum([len(await ex.fetch_ohlcv(symbol, "1m", since=now - 300 * MIN,
+                                                     limit=100)) for _ in range(3)])
+
+            return sum(await asyncio.gather(*map(three_pages, ("BTC/USDT", "ETH/USDT",
+                                                               "SOL/USDT"))))
+
+    assert run(body()) == 900  # with no retries at all: the 429s only made callers wait
+    assert sleeps.delays and min(sleeps.delays) > 0
+
+
+def test_markets_are_asked_again_after_a_truncated_exchange_info(
+        sim_factory: SimFactory) -> None:
+    sim = sim_factory(faults={"truncate_every": 2})
+
+    async def body() -> tuple[set[str], int]:
+        async with client(sim.base_url, retry_base_delay_s=0.05) as ex:
+            await ex.fetch_time()  # request 1; request 2, the exchangeInfo, is cut short
+            markets = await ex.load_markets()
+            page = await ex.fetch_ohlcv("BTC/USDT", "1m", limit=50)
+            return set(markets), len(page)
+
+    markets, rows = run(body())
+    assert {"BTC/USDT", "ETH/USDT", "SOL/USDT"} <= markets and rows == 50
+
+
+def test_a_plain_http_connection_error_does_not_mention_ssl() -> None:
+    import aiohttp
+
+    from tradeflow.exchange.ccxt_client import map_error
+
+    async def refused() -> Exception:
+        async with aiohttp.ClientSession() as session:
+            try:
+                await session.get("http://127.0.0.1:9/")
+            except aiohttp.ClientConnectorError as exc:
+                return exc
+        raise AssertionError("nothing listens on port 9")
+
+    raw = run(refused())
+    assert "ssl:default" in str(raw)  # what aiohttp says, even for plain http
+    err = map_error(raw)
+    assert "127.0.0.1:9" in str(err) and "ssl" not in str(err), str(err)
 
 
 def test_signed_calls_orders_and_balance(sim_factory: SimFactory) -> None:
