@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,8 +41,12 @@ log = logging.getLogger(__name__)
 
 EMPTY_TWICE = "exchange returned no candles for this range twice"
 NO_PRICES = "exchange returned these candles without prices (see the quarantine)"
-# Pages buffered before a store write: fewer, larger transactions, little lost on a kill.
-FLUSH_PAGES = 20
+# A batch is stored once it holds this many pages or candles, or its first page is this
+# old, whichever comes first: few transactions, yet a kill loses at most the batch being
+# written and the one filling behind it.
+FLUSH_PAGES = 5
+FLUSH_CANDLES = 5_000
+FLUSH_SECONDS = 2.0
 MAX_GAP_PASSES = 3
 Job = TypeVar("Job")
 Result = TypeVar("Result")
@@ -101,11 +107,14 @@ def parse_window(*, days: float | None = None, since: str | None = None,
     if len(given) > 1:
         raise UsageError(f"give one of --days, --since, --timerange, not {' and '.join(given)}")
     if days is not None:
-        if days <= 0:
-            raise UsageError(f"--days {days}: must be a positive number of days")
+        most = now_ms / 86_400_000  # back to 1970-01-01, where exchange time starts
+        if not (math.isfinite(days) and 0 < days <= most):
+            raise UsageError(f"--days {days:g}: must be a number of days above 0 and at most "
+                             f"{int(most):,} (back to 1970-01-01)")
         return Window(start=now_ms - int(days * 86_400_000))
     if since is not None:
-        return Window(start=_parse_date(since, "--since"))
+        return _not_future(Window(start=_parse_date(since, "--since")), f"--since {since}",
+                           now_ms)
     if timerange is not None:
         match = re.fullmatch(r"(\d*)-(\d*)", timerange.strip())
         if not match or not (match.group(1) or match.group(2)):
@@ -117,8 +126,15 @@ def parse_window(*, days: float | None = None, since: str | None = None,
         end = _parse_date(match.group(2), "--timerange") - 1 if match.group(2) else None
         if end is not None and end < start:
             raise UsageError(f"--timerange {timerange!r}: end is before start")
-        return Window(start=start, end=end)
+        return _not_future(Window(start=start, end=end), f"--timerange {timerange}", now_ms)
     raise UsageError("no window given")
+
+
+def _not_future(window: Window, given: str, now_ms: int) -> Window:
+    if window.start > now_ms:
+        raise UsageError(f"{given}: starts in the future (now is {timeframes.iso(now_ms)} "
+                         "UTC); nothing to backfill")
+    return window
 
 
 def _parse_date(text: str, flag: str) -> int:
@@ -155,12 +171,18 @@ class _Writer:
     def __init__(self, store: MarketStore, key: SeriesKey, report: SeriesReport) -> None:
         self.store, self.key, self.report = store, key, report
         self.pages: list[pd.DataFrame] = []
+        self.rows = 0
+        self.since = 0.0  # monotonic time the oldest buffered page arrived
         self.pending: asyncio.Future[None] | None = None
 
     async def add(self, page: pd.DataFrame) -> None:
         if not page.empty:
+            if not self.pages:
+                self.since = time.monotonic()
             self.pages.append(page)
-        if len(self.pages) >= FLUSH_PAGES:
+            self.rows += len(page)
+        if self.pages and (len(self.pages) >= FLUSH_PAGES or self.rows >= FLUSH_CANDLES
+                           or time.monotonic() - self.since >= FLUSH_SECONDS):
             await self._start_write()
 
     async def flush(self) -> None:
@@ -172,7 +194,7 @@ class _Writer:
         if self.pages:
             batch = pd.concat(self.pages, ignore_index=True) if len(self.pages) > 1 \
                 else self.pages[0]
-            self.pages = []
+            self.pages, self.rows = [], 0
             self.pending = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
 
     async def _wait(self) -> None:
@@ -226,7 +248,7 @@ async def backfill_series(
         await _backfill(source, store, key, window, now_ms, page_limit, progress,
                         empty_retry_delay, report)
     except ExchangeError as exc:
-        report.status, report.error = "failed", str(exc)
+        report.status, report.error = "failed", f"{exc.kind}: {exc}"
         await asyncio.to_thread(summarise, store, report)
         raise SeriesFailed(report, exc.retryable) from exc
     await asyncio.to_thread(summarise, store, report)
@@ -267,14 +289,17 @@ async def _backfill(source: OhlcvSource, store: MarketStore, key: SeriesKey, win
             ranges.append((start, timeframes.previous_open(first, tf)))
         if last < end:
             ranges.append((timeframes.next_open(last, tf), end))
-    for i, (lo, hi) in enumerate(ranges):
-        got_first = await _fetch_range(source, writer, key, lo, hi, page_limit, tick, report)
-        # The head range answered from a later candle: the pair was listed after `start`.
-        head = bounds is None or lo < bounds[0]
-        if i == 0 and head and got_first is not None and got_first > lo:
-            await writer.flush()
-            await asyncio.to_thread(store.set_listed_from, key, got_first)
-    await writer.flush()
+    try:
+        for i, (lo, hi) in enumerate(ranges):
+            got_first = await _fetch_range(source, writer, key, lo, hi, page_limit, tick,
+                                           report)
+            # The head range answered from a later candle: the pair was listed after `start`.
+            head = bounds is None or lo < bounds[0]
+            if i == 0 and head and got_first is not None and got_first > lo:
+                await writer.flush()
+                await asyncio.to_thread(store.set_listed_from, key, got_first)
+    finally:
+        await writer.flush()  # what arrived before a failure is stored, not dropped
     await _repair_gaps(source, store, writer, key, page_limit, tick, empty_retry_delay, report)
 
 

@@ -177,7 +177,8 @@ def test_cli_reports_unknown_symbol_failed_and_others_complete(sim_factory: SimF
     proc = cli(env, "--days", "1")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
-    assert "FAILED NOPE/USDT 1h: binance does not have market symbol NOPE/USDT" in out
+    assert ("FAILED NOPE/USDT 1h: unknown symbol: binance does not have market symbol "
+            "NOPE/USDT") in out
     assert "BTC/USDT 1h     ok" in out or "BTC/USDT 1h" in out
     assert "Traceback" not in err
 
@@ -265,3 +266,83 @@ def test_store_unaffected_by_asyncio_cancellation(sim_factory: SimFactory) -> No
     sim.set_faults(latency_ms=0)
     reports = run(backfill(sim.base_url, store, keys("1m"), 2.0))
     assert all(r.missing == 0 for r in reports) and store.duplicate_count() == 0
+
+
+@pytest.mark.slow
+def test_a_429_every_7th_request_pauses_every_series_and_none_fails(
+        sim_factory: SimFactory) -> None:
+    """Retry-After is the exchange saying "wait": the series sharing a client wait together,
+    and the waits spend none of their retries (issue 12, item 4)."""
+    sim = sim_factory(history_days=1.0)
+    sim.set_faults(rate_limit_every=7, retry_after_s=2.0)
+    store = MarketStore(":memory:")
+    settings = dict(max_retries=0, rate_limit_max_wait_s=120)  # waits are no retries
+
+    async def body() -> list[Any]:
+        async with ExchangeClient(ExchangeSettings(base_url=sim.base_url, **settings)) as ex:
+            now = await ex.fetch_time()
+            return await backfill_many(ex, store, keys("1m"), Window(now - DAY), now,
+                                       page_limit=100, empty_retry_delay=0.05)
+
+    reports = run(body())
+    assert [r.status for r in reports] == ["ok"] * 3, [r.error for r in reports]
+    assert all(r.missing == 0 and r.count >= 1439 for r in reports)
+    assert sim.venue.faults.requests > 3 * 15  # every series met several 429s
+    assert store.duplicate_count() == 0
+
+
+def test_a_rate_limit_longer_than_the_cap_fails_the_series_naming_the_kind(
+        sim_factory: SimFactory) -> None:
+    sim = sim_factory(history_days=1.0)
+    store = MarketStore(":memory:")
+
+    async def body() -> list[Any]:
+        settings = ExchangeSettings(base_url=sim.base_url, rate_limit_max_wait_s=1.5)
+        async with ExchangeClient(settings) as ex:
+            now = await ex.fetch_time()
+            sim.set_faults(rate_limit_every=1, retry_after_s=1.0)
+            return await backfill_many(ex, store, keys("1m")[:1], Window(now - DAY), now)
+
+    (report,) = run(body())
+    assert report.status == "failed"
+    assert report.error.startswith("rate limit: ")
+
+
+@pytest.mark.slow
+def test_a_kill_loses_at_most_the_batches_in_hand_and_resuming_asks_only_for_the_rest(
+        sim_factory: SimFactory, tmp_path: Path) -> None:
+    """Stored in bounded batches: kill -9 after N pages were served (issue 12, item 5)."""
+    sim = sim_factory(history_days=8.0, speed=1e-9)  # the clock stands still
+    page = 100
+    env = cli_env(sim.base_url, tmp_path / "m.duckdb")
+    env.update(TRADEFLOW_SYMBOLS="BTC/USDT", TRADEFLOW_TIMEFRAMES="1m",
+               TRADEFLOW_BACKFILL__PAGE_LIMIT=str(page))
+    clean = cli({**env, "TRADEFLOW_STORE__PATH": str(tmp_path / "clean.duckdb")}, "--days", "8")
+    assert clean.wait(timeout=120) == 0
+    clean_requests = sim.venue.stats["requests"]
+    sim.set_faults(latency_ms=40)  # slow enough to be killed at a known page
+    served_before = sim.venue.stats["klines"]
+    proc = cli(env, "--days", "8")
+    deadline = time.monotonic() + 60
+    while sim.venue.stats["klines"] - served_before < 58 * page:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    served = sim.venue.stats["klines"] - served_before
+    with MarketStore(tmp_path / "m.duckdb", read_only=True) as store:
+        stored = len(table(store))
+    # in hand at the kill: the batch being written, the one filling (5 pages each), the page
+    # in transit
+    in_hand = 2 * 5 * page + page
+    assert served - in_hand <= stored < served, (served, stored)
+    sim.set_faults(latency_ms=0)
+    before = sim.venue.stats["requests"]
+    out, err = cli(env, "--days", "8").communicate(timeout=120)
+    resumed = sim.venue.stats["requests"] - before
+    total = 8 * 1440
+    rest = clean_requests * (total - stored) / total
+    assert resumed <= 1.1 * rest + 3, (resumed, rest)
+    with MarketStore(tmp_path / "m.duckdb", read_only=True) as a, \
+            MarketStore(tmp_path / "clean.duckdb", read_only=True) as b:
+        pd.testing.assert_frame_equal(table(a), table(b))

@@ -169,8 +169,10 @@ def test_failure_is_reported_with_progress_kept() -> None:
     with pytest.raises(SeriesFailed) as err:
         run(src, store, Window(start=NOW - 3 * DAY))
     assert err.value.retryable and err.value.report.status == "failed"
+    assert err.value.report.error.startswith("exchange unavailable: ")  # the kind, then why
     assert "503" in err.value.report.error
     # Nothing fetched is lost: the store keeps the first pages, a rerun resumes.
+    assert err.value.report.count == 2000
     src.fail_after = None
     report = run(src, store, Window(start=NOW - 3 * DAY))
     assert report.count == 4319 and report.missing == 0
@@ -198,3 +200,45 @@ def test_window_parsing() -> None:
                 {"days": 1, "since": "2024-01-01"}, {"timerange": "20240105-20240101"}):
         with pytest.raises(UsageError):
             parse_window(now_ms=now, **bad)
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ({"days": float("nan")}, "--days nan: must be a number of days above 0 and at most 19,733"),
+    ({"days": float("inf")}, "--days inf: must be"),
+    ({"days": 1e9}, "--days 1e+09: must be"),
+    ({"days": 0.0}, "--days 0: must be"),
+    ({"since": "2099-01-01"}, "--since 2099-01-01: starts in the future (now is 2024-01-11 "
+                              "00:30 UTC); nothing to backfill"),
+    ({"timerange": "20990101-"}, "--timerange 20990101-: starts in the future"),
+])
+def test_windows_that_cannot_be_backfilled_are_one_line(given: dict, message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        parse_window(now_ms=NOW, **given)
+    assert str(err.value).startswith(message), str(err.value)
+    assert parse_window(days=19_733, now_ms=NOW).start >= 0
+
+
+class WatchedSource(KlineSource):
+    """Notes, at every request, how many received candles the store does not hold yet."""
+
+    def __init__(self, now: int, store: MarketStore) -> None:
+        super().__init__(now)
+        self.store, self.received, self.unstored = store, 0, [0]
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str, since: int | None = None,
+                          limit: int | None = None, until: int | None = None) -> pd.DataFrame:
+        bounds = self.store.bounds(KEY)
+        self.unstored.append(self.received - (bounds[2] if bounds else 0))
+        page = await super().fetch_ohlcv(symbol, timeframe, since, limit, until)
+        self.received += len(page)
+        return page
+
+
+def test_pages_are_stored_in_bounded_batches_as_they_arrive() -> None:
+    """What a kill can lose: the batch being written and the one filling (issue 12, 5)."""
+    store = MarketStore(":memory:")
+    src = WatchedSource(NOW, store)
+    report = asyncio.run(backfill_series(src, store, KEY, Window(NOW - 5 * DAY), NOW,
+                                         page_limit=100, empty_retry_delay=0))
+    assert report.pages > 60 and report.count == 5 * 1440 - 1
+    assert 0 < max(src.unstored) <= 2 * 5 * 100, src.unstored  # two batches of 5 pages
