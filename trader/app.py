@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeflow.config import Settings
-from tradeflow.errors import UserError
+from tradeflow.errors import UsageError, UserError
 from tradeflow.strategy import StrategySettings, load_strategy
 from trader.run_summary import RunSummary
 from trader.runner import Trader
@@ -23,28 +23,61 @@ LIVE_CONFIRM = "TRADEFLOW_LIVE_CONFIRM"
 
 
 def check_live(mode: str, settings: Settings, env: dict[str, str] | None = None) -> None:
-    """Live trading needs ``--mode live``, TRADEFLOW_LIVE_CONFIRM=yes and API keys."""
+    """Live trading needs ``--mode live``, TRADEFLOW_LIVE_CONFIRM=yes (any case) and API keys."""
     env = dict(os.environ if env is None else env)
     if mode != "live":
         return
-    if env.get(LIVE_CONFIRM) != "yes":
+    if env.get(LIVE_CONFIRM, "").strip().lower() != "yes":
+        given = f" (it is {env[LIVE_CONFIRM]!r})" if LIVE_CONFIRM in env else ""
         raise UserError(f"live trading places real orders; refusing without {LIVE_CONFIRM}=yes "
-                        "in the environment (use --mode paper to trade on paper)")
+                        f"in the environment{given} (use --mode paper to trade on paper)")
     if settings.exchange.api_key is None or settings.exchange.api_secret is None:
         raise UserError("live trading needs TRADEFLOW_EXCHANGE__API_KEY and "
                         "TRADEFLOW_EXCHANGE__API_SECRET in the environment")
+
+
+async def check_live_keys(settings: Settings) -> None:
+    """A signed call (the balance) before live trading starts: keys the exchange rejects
+    stop the start in one line instead of surfacing at the first order."""
+    from tradeflow.exchange import AuthenticationFailed, ExchangeError
+    from tradeflow.exchange.ccxt_client import ExchangeClient
+
+    async with ExchangeClient(settings.exchange) as client:
+        try:
+            await client.fetch_balance()
+        except AuthenticationFailed as exc:
+            raise UsageError(f"the exchange rejected the API key "
+                             f"(TRADEFLOW_EXCHANGE__API_KEY / __API_SECRET): {exc}") from None
+        except ExchangeError as exc:
+            raise UserError(f"cannot check the API key with the exchange ({exc.kind}): "
+                            f"{exc}") from None
+
+
+def check_metrics_port(port: int | None) -> None:
+    """A Prometheus port the OS can bind (0 = off), checked before anything loads."""
+    if port is not None and not 0 <= port <= 65535:
+        raise UsageError(f"--metrics-port {port}: must be 0 (off) or a TCP port 1-65535")
 
 
 def status_path(settings: Settings, strategy: str) -> Path:
     return settings.data_dir / "trader" / f"{strategy}.json"
 
 
-def ledger_for(settings: Settings) -> Any:
+def ledger_for(settings: Settings, mode: str = "paper", *, create: bool = True) -> Any:
+    """The ledger of ``mode``'s book (paper and live are separate databases); None when
+    ``create`` is false and its SQLite file does not exist (nothing is created to read)."""
     from trader.ledger import Ledger
 
-    url = settings.ledger_url
+    url = settings.ledger_url_for(mode)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///"))
+        if not create and not path.is_file():
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the ledger's directory {path.parent}: "
+                            f"{exc.strerror or exc}") from None
     return Ledger(url)
 
 
@@ -59,18 +92,21 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
     from trader.prometheus import TraderMetrics
 
     check_live(mode, settings)
+    port = settings.trader.metrics_port if metrics_port is None else metrics_port
+    check_metrics_port(port)
     if isinstance(strategy, str):
         strategy = load_strategy(strategy)
+    if mode == "live":
+        await check_live_keys(settings)
     models = ChampionSource(settings, strategy)
     models.load()  # no champion: say so before anything else is opened
-    ledger = ledger_for(settings)
+    ledger = ledger_for(settings, mode)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     metrics = TraderMetrics(strategy.name)
-    port = settings.trader.metrics_port if metrics_port is None else metrics_port
     if metrics.serve(port or 0):
         log.info("metrics on http://127.0.0.1:%d/metrics", port)
     try:

@@ -1,12 +1,15 @@
 """Show each strategy's trader: positions, PnL, model version, stream state and last price age.
 
-Reads the ledger (positions, cash, fills) and the running trader's status file under
-data/trader/. With --strategy, only that one.
+Reads both books' ledgers, paper and live (positions, cash, fills), and the running trader's
+status file under data/trader/; each strategy's line says which book it is. With --strategy,
+only that one. Reading creates nothing: a book no trader has written is skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+
+BOOKS = ("paper", "live")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,28 +28,36 @@ def run(args: argparse.Namespace) -> int:
         print("services:")
         for name, alive, url, log in services:
             print(f"  {name:<15} {'running' if alive else 'STOPPED':<8} {url or '':<28} {log}")
-    ledger = ledger_for(settings)
-    try:
-        names = [args.strategy] if args.strategy else ledger.strategies()
-        if not names:
-            print(f"no trader has run yet (ledger {settings.ledger_url})")
-            return 0
-        for name in names:
-            if name not in ledger.strategies():
-                print(f"{name}: not in the ledger {settings.ledger_url}")
-                continue
-            status = read_status(settings, name) or {}
-            prices = {s["symbol"]: s["last_price"] for s in status.get("streams", [])
-                      if s.get("last_price")}
-            summary = ledger.summary(name, prices)
-            print(_render(name, summary, status, timeframes))
-    finally:
-        ledger.close()
+    shown = False
+    for book in BOOKS:
+        ledger = ledger_for(settings, book, create=False)  # reading creates nothing
+        if ledger is None:
+            continue
+        try:
+            names = ledger.strategies()
+            if args.strategy:
+                names = [n for n in names if n == args.strategy]
+            for name in names:
+                status = read_status(settings, name) or {}
+                if status.get("mode", book) != book:
+                    status = {}  # the running trader is the other book's
+                prices = {s["symbol"]: s["last_price"] for s in status.get("streams", [])
+                          if s.get("last_price")}
+                summary = ledger.summary(name, prices)
+                print(_render(name, book, summary, status, timeframes))
+                shown = True
+        finally:
+            ledger.close()
+    if not shown:
+        what = f"{args.strategy} is in no ledger" if args.strategy else "no trader has run yet"
+        print(f"{what} (paper {settings.ledger_url_for('paper')}, "
+              f"live {settings.ledger_url_for('live')})")
     return 0
 
 
-def _render(name: str, summary: dict, status: dict, timeframes: object) -> str:  # noqa: ANN001
-    lines = [f"strategy {name}  mode {status.get('mode', '?')}  model "
+def _render(name: str, book: str, summary: dict, status: dict,
+            timeframes: object) -> str:  # noqa: ANN001
+    lines = [f"strategy {name}  book {book}  model "
              f"v{status.get('model_version') or summary.get('model_version') or '-'}  "
              f"risk {status.get('risk_mode', '-')}"]
     equity = summary.get("equity")
@@ -67,7 +78,12 @@ def _render(name: str, summary: dict, status: dict, timeframes: object) -> str: 
         lines.append(f"  last candle {when}  status written {age}s ago  pid {status.get('pid')}")
         for s in status.get("streams", []):
             lines.append(f"  stream {s['symbol']:<10} {s['state']:<12} last message "
-                         f"{s.get('last_message_age_s')}s ago  reconnects {s['reconnects']}")
+                         f"{_ago(s.get('last_message_age_s'))}  reconnects {s['reconnects']}")
     else:
         lines.append("  no running trader status found")
     return "\n".join(lines)
+
+
+def _ago(seconds: float | None) -> str:
+    """``12.5s ago``, or ``never`` for a stream that has had no message yet."""
+    return "never" if seconds is None else f"{seconds}s ago"

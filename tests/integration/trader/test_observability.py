@@ -191,7 +191,7 @@ def test_tradeflow_status_prints_positions_pnl_and_stream_state(
     proc = cli_status(tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert out.startswith(f"strategy {plan.name}  mode paper  model v5  risk active"), out
+    assert out.startswith(f"strategy {plan.name}  book paper  model v5  risk active"), out
     equity, start = summary["equity"], summary["starting_balance"]
     assert f"equity {equity:,.2f}" in out
     assert f"PnL {equity - start:+,.2f}" in out and equity != start
