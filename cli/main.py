@@ -109,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a data dir that is a file, a full or read-only device, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"tradeflow {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from models.families import resolve
 from models.registry import configure_tracking
 from models.training import resolve_end
 from tradeflow.config import Settings
+from tradeflow.config_files import ConfigError, display_path
 from tradeflow.market.store import MarketStore, open_store
 from tradeflow.strategy import StrategySettings, load_strategy
 
@@ -35,12 +38,24 @@ class Job:
         return self.settings.exchange.id
 
 
+def check_features(strategy: StrategySettings, path: str | os.PathLike[str]) -> None:
+    """Every declared feature exists with known parameters; one :class:`ConfigError` line
+    naming the entry and what is allowed otherwise."""
+    for i, spec in enumerate(strategy.features):
+        try:
+            resolve(spec, strategy.timeframe)
+        except ValueError as exc:
+            raise ConfigError(f"features[{i}]", spec.name, str(exc),
+                              display_path(Path(path))) from None
+
+
 def open_job(settings: Settings, strategy: str | os.PathLike[str], *,
              end: str | int | None = None, now_ms: int | None = None,
              tracking: bool = True) -> Job:
     """Load the strategy, resolve ``end`` (default: now), open the store and, unless
     ``tracking`` is false (a baseline needs no registry), configure MLflow tracking."""
     loaded = load_strategy(strategy)
+    check_features(loaded, strategy)  # before the store or MLflow leave a file behind
     now = int(time.time() * 1000) if now_ms is None else now_ms
     end_ms = resolve_end(end, loaded.timeframe, now)
     experiment = configure_tracking(settings) if tracking else None

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -166,8 +167,14 @@ def run(args: argparse.Namespace, settings: SimulatorSettings) -> int:
     except ValueError as exc:
         print(f"invalid simulator settings: {exc}", file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(effective))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(effective))
+    except OSError as exc:  # the port is taken, the host is not an address of this machine
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        print(f"cannot serve on {effective.host}:{effective.port}: {reason} (pick another "
+              "with --port; 0 = any free port)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -57,7 +57,11 @@ class DuckDBFile:
         self.read_only = read_only
         memory = path == ":memory:"
         if not memory:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"cannot create the market store's directory "
+                                f"{Path(path).parent}: {exc.strerror or exc}") from None
         # An in-memory database lives only as long as its connection.
         self.held: duckdb.DuckDBPyConnection | None = None
         if hold or memory:
@@ -91,6 +95,8 @@ class DuckDBFile:
             cursor = base.cursor()
             try:
                 yield cursor
+            except duckdb.IOException as exc:  # a full device, a file gone read-only
+                raise UserError(f"market store {self.path}: {_io_reason(exc)}") from None
             finally:
                 cursor.close()
                 self._release()
@@ -133,7 +139,16 @@ class DuckDBFile:
                             f"{holder} through {self.lock_retries} retries; DuckDB allows one "
                             "writing process at a time: stop it or try again later"
                         ) from None
-                    raise
+                    raise UserError(f"cannot open the market store {self.path}: "
+                                    f"{_io_reason(exc)}") from None
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.6, 0.5)
         raise AssertionError("unreachable")
+
+
+def _io_reason(exc: duckdb.IOException) -> str:
+    """DuckDB's reason without its prefix, and what to do about a file that is not a store."""
+    reason = str(exc).removeprefix("IO Error: ").strip()
+    if "not a valid DuckDB database file" in reason:
+        reason += " (store.path names another file, or the file is damaged: move it away)"
+    return reason
