@@ -172,6 +172,37 @@ class TraderSettings(Frozen):
     use_websocket: bool = True
 
 
+class RecorderSettings(Frozen):
+    """The order-flow recorder (`tradeflow record`): trades, book snapshots, tickers."""
+
+    symbols: Symbols | None = Field(None, description="symbols to record; null: the profile's")
+    aggregated_trades: bool = Field(
+        True, description="record aggregated trades (Binance aggTrades: public history, so "
+        "any hole is refilled over REST); false: individual trades (history needs an API key)")
+    book_depth: int = Field(20, ge=1, le=1000, description="levels a side kept per snapshot")
+    book_interval_s: float | None = Field(
+        10.0, gt=0, description="a book snapshot every N seconds of exchange time; null: none")
+    close_timeframe: str | None = Field(
+        "1m", description="a book snapshot at every close of this timeframe; null: none")
+    tickers: bool = Field(True, description="record the 24h ticker stream (bid/ask/last)")
+    flush_s: float = Field(1.0, gt=0, description="seconds between writes to the store")
+    batch_s: float = Field(
+        0.1, ge=0, description="pause between reads of a busy trade stream (fewer, larger "
+        "batches; ccxt keeps what arrives meanwhile)")
+    reconnect_max_s: float = Field(30.0, gt=0, description="cap of the reconnect backoff")
+    status_s: float = Field(5.0, gt=0, description="seconds between status file updates")
+    metrics_port: int = Field(9109, ge=0, le=65535, description="Prometheus; 0 = off")
+
+    @field_validator("close_timeframe")
+    @classmethod
+    def _close_timeframe_ok(cls, value: str | None) -> str | None:
+        from tradeflow import timeframes
+
+        if value is not None:
+            timeframes.parse(value)
+        return value
+
+
 Policy = Literal["warn", "quarantine", "exclude"]
 
 
@@ -235,6 +266,7 @@ class Settings(Frozen):
     ledger: LedgerSettings = LedgerSettings()
     prefect: PrefectSettings = PrefectSettings()
     trader: TraderSettings = TraderSettings()
+    recorder: RecorderSettings = RecorderSettings()
     validation: ValidationSettings = ValidationSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

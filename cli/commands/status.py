@@ -1,7 +1,8 @@
 """Show each strategy's trader: positions, PnL, model version, stream state and last price age.
 
 Reads the ledger (positions, cash, fills) and the running trader's status file under
-data/trader/. With --strategy, only that one.
+data/trader/. With --strategy, only that one. The order-flow recorder's streams (state,
+messages/s, last id, resyncs, reconnects) come from data/recorder/status.json when it has run.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def run(args: argparse.Namespace) -> int:
         print("services:")
         for name, alive, url, log in services:
             print(f"  {name:<15} {'running' if alive else 'STOPPED':<8} {url or '':<28} {log}")
+    from tradeflow.recorder.status import read_status as read_recorder
+    from tradeflow.recorder.status import render
+
+    recorder = read_recorder(settings)
+    if recorder:
+        print("\n".join(render(recorder)))
     ledger = ledger_for(settings)
     try:
         names = [args.strategy] if args.strategy else ledger.strategies()
