@@ -179,6 +179,10 @@ class RecorderSettings(Frozen):
     aggregated_trades: bool = Field(
         True, description="record aggregated trades (Binance aggTrades: public history, so "
         "any hole is refilled over REST); false: individual trades (history needs an API key)")
+    order_book: bool = Field(True, description="keep the local order book (its snapshots)")
+    book_updates_ms: Literal[100, 1000] = Field(
+        100, description="diff stream of the local book: every 100 ms or every 1000 ms (fewer, "
+        "merged diffs: less CPU, the book up to a second old)")
     book_depth: int = Field(20, ge=1, le=1000, description="levels a side kept per snapshot")
     book_interval_s: float | None = Field(
         10.0, gt=0, description="a book snapshot every N seconds of exchange time; null: none")

@@ -39,10 +39,13 @@ class OrderFlowClient:
     """Order-flow calls on one exchange client; ``client.exchange`` is its ccxt object."""
 
     def __init__(self, client: Any, *, aggregated: bool = True, book_limit: int = 1000,
-                 trades_cache: int = TRADES_CACHE) -> None:
+                 book_updates_ms: int = 100, trades_cache: int = TRADES_CACHE) -> None:
         self.client = client
         self.aggregated = aggregated
         self.book_limit = book_limit
+        # Binance's diff stream every 100 ms or 1000 ms (ccxt's watchOrderBookRate)
+        self._book_params = {"watchOrderBookRate": str(book_updates_ms)} \
+            if str(client.exchange.id).startswith("binance") else {}
         self.resyncs: dict[str, int] = {}
         # websocket connections reopened: ccxt.pro reconnects on the next watch call after a
         # drop, without an error when no call was waiting at that moment
@@ -86,12 +89,12 @@ class OrderFlowClient:
         """
         watch = self._ex.watch_order_book
         try:
-            raw = await self.client.call(watch, symbol, self.book_limit, retry=False,
-                                         stream=True)
+            raw = await self.client.call(watch, symbol, self.book_limit, self._book_params,
+                                         retry=False, stream=True)
         except t.BookResync:
             self.resyncs[symbol] = self.resyncs.get(symbol, 0) + 1
-            raw = await self.client.call(watch, symbol, self.book_limit, retry=False,
-                                         stream=True)
+            raw = await self.client.call(watch, symbol, self.book_limit, self._book_params,
+                                         retry=False, stream=True)
         self._count_connections()
         return parse.order_book(symbol, raw, depth)
 

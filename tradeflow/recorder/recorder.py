@@ -71,8 +71,10 @@ class Recorder:
         self.retention = retention
         self.say = say
         self.exchange = str(client.id)
-        self.flow = OrderFlowClient(client, aggregated=settings.aggregated_trades)
-        streams = ("trades", "book", "ticker") if settings.tickers else ("trades", "book")
+        self.flow = OrderFlowClient(client, aggregated=settings.aggregated_trades,
+                                    book_updates_ms=settings.book_updates_ms)
+        streams = ("trades", *(("book",) if settings.order_book else ()),
+                   *(("ticker",) if settings.tickers else ()))
         self.status = RecorderStatus(self.exchange, symbols, status_path, streams)
         self.sequencers = {s: TradeSequencer() for s in symbols}
         interval = None if settings.book_interval_s is None else int(
