@@ -4,7 +4,9 @@
 2. a local Prefect server, the `tradeflow-local` process pool, `prefect deploy --all` and a
    worker, so everything below runs as deployments exactly as in production;
 3. daily-retrain: backfill -> validate -> train -> promote (MLflow under data/demo);
-4. the trader deployment on the champion, paper, for an hour of simulated market;
+4. the trader deployment on the champion, paper, for an hour of simulated market, while the
+   order-flow recorder (`tradeflow record`) stores the symbols' trades, book snapshots and
+   tickers;
 5. a backtest report of the champion and a summary of where to look; then every process
    it started is stopped (unless ``keep``).
 """
@@ -27,6 +29,7 @@ from cli.supervisor import (
     deploy_all,
     free_port,
     start_prefect_server,
+    start_recorder,
     start_simulator,
     start_worker,
 )
@@ -47,6 +50,7 @@ class DemoReport:
     champion: str | None = None
     trader: dict[str, Any] = field(default_factory=dict)
     ledger: dict[str, Any] = field(default_factory=dict)
+    orderflow: dict[str, int] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     orchestration_s: float = 0.0
 
@@ -81,7 +85,7 @@ def run_demo(*, profile: Path = DEMO_PROFILE, trade_candles: int = 60, keep: boo
         _run(settings, profile, data, services, report, trade_candles, say)
     finally:
         if not keep:
-            stopped = services.stop_all(["worker", "prefect-server", "simulator"])
+            stopped = services.stop_all(["recorder", "worker", "prefect-server", "simulator"])
             if stopped:
                 say(f"stopped: {', '.join(stopped)}")
     return report
@@ -112,12 +116,28 @@ def _run(settings: Settings, profile: Path, data: Path, services: Services, repo
             "promote artifact in the Prefect UI)")
     else:
         say(f"   champion: version {champion}")
-        with _Stage(report, f"paper trader on the champion ({trade_candles} candles)", say):
-            report.trader = _run_deployment(api, "trader/trader",
-                                            {"strategy": strategy, "mode": "paper",
-                                             "max_candles": trade_candles}, report)
+        with _Stage(report, f"paper trader on the champion ({trade_candles} candles), "
+                    "order flow recorded meanwhile", say):
+            start_recorder(services, profile, report.simulator)
+            try:
+                report.trader = _run_deployment(api, "trader/trader",
+                                                {"strategy": strategy, "mode": "paper",
+                                                 "max_candles": trade_candles}, report)
+            finally:
+                services.stop("recorder")  # SIGTERM: it writes what it holds, then exits
+            report.orderflow = _orderflow_counts(settings)
     with _Stage(report, "reports and summary", say):
         report.files, report.ledger = _results(settings, strategy, data)
+
+
+def _orderflow_counts(settings: Settings) -> dict[str, int]:
+    from tradeflow.market.orderflow_store import open_orderflow_store
+
+    store = open_orderflow_store(settings)
+    try:
+        return store.counts(settings.exchange.id)
+    finally:
+        store.close()
 
 
 def _pause_schedules(api: str, deployment: str) -> None:
@@ -223,3 +243,8 @@ def print_report(report: DemoReport, settings_profile: Path = DEMO_PROFILE,
         for p in led.get("positions", []):
             if p.get("qty"):
                 say(f"  holding {p['symbol']} {p['qty']:.6g} @ {p['avg_price']:.6g}")
+    flow = report.orderflow
+    if flow:
+        say(f"Order flow recorded while the trader ran (data/demo/market.duckdb): "
+            f"{flow.get('trades', 0)} trades, {flow.get('book_snapshots', 0)} book snapshots, "
+            f"{flow.get('tickers', 0)} tickers")

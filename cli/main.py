@@ -19,6 +19,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "cli.commands.demo", "run the whole platform once on a simulated market"),
     ("sim", "cli.commands.sim", "run the Binance-compatible exchange simulator"),
     ("backfill", "cli.commands.backfill", "download candle history into the market store"),
+    ("record", "cli.commands.record",
+     "record order flow (trades, book snapshots, tickers) into the market store"),
     ("import", "cli.commands.import_cmd",
      "import candle files: Binance Vision dumps, freqtrade data, any CSV/Parquet"),
     ("config", "cli.commands.config_cmd", "print the resolved configuration (secrets hidden)"),

@@ -217,3 +217,12 @@ def start_simulator(services: Services, profile: Path, port: int) -> str:
                                  str(profile), "sim", "--port", str(port)], url=base,
                    ready=lambda: http_ok(f"{base}/api/v3/ping"), timeout=60)
     return base
+
+
+def start_recorder(services: Services, profile: Path, base_url: str) -> Service:
+    """``tradeflow record`` of ``profile`` against ``base_url``, in the background (no metrics
+    port: the demo's trader and recorder would compete for it)."""
+    env = {**os.environ, "TRADEFLOW_EXCHANGE__BASE_URL": base_url}
+    return services.start("recorder", [sys.executable, "-m", "cli.main", "--config",
+                                       str(profile), "record", "--quiet", "--metrics-port", "0"],
+                          env=env)

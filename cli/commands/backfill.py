@@ -13,6 +13,11 @@ With backfill.task_runner: dask (config/scale.yaml) each series runs as its own 
 Dask cluster at backfill.dask_address, or on a temporary local cluster of
 backfill.dask_workers processes, at most backfill.concurrency at once.
 
+Trades (--trades): the order-flow history of each symbol over REST by id into the store's
+trades table (aggregated trades unless recorder.aggregated_trades is false), from --from-id or
+the window's start (default: the last day) up to its end or the newest trade; what the store
+already holds without a hole is skipped. The recorder (`tradeflow record`) keeps it current.
+
 Exit code 0 when every series succeeded, 1 when any failed (the summary says which).
 """
 
@@ -33,15 +38,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="forget the gaps recorded as unfillable inside the window and "
                              "ask the exchange for them again")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--trades", action="store_true",
+                        help="trade history (by id) instead of candles; window default 1 day")
+    parser.add_argument("--from-id", type=int, metavar="ID",
+                        help="with --trades: start at this trade id instead of a time")
 
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from cli.profile import settings_from
+    from tradeflow.errors import UsageError
     from tradeflow.market.backfill_plan import BackfillRequest, check_request
     from tradeflow.market.backfill_run import run_backfill
 
+    if args.from_id is not None and not args.trades:
+        raise UsageError("--from-id goes with --trades (a trade id to start at)")
+    if args.trades:
+        return _trades(args)
     overrides: dict[str, object] = {}
     if args.symbols:
         overrides["symbols"] = args.symbols
@@ -62,3 +76,60 @@ def run(args: argparse.Namespace) -> int:
                                            show_progress=not args.no_progress))
     outcome.print_summary()
     return 0 if not outcome.failed else 1
+
+
+def _trades(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from cli.profile import settings_from
+    from tradeflow.errors import UsageError, UserError
+    from tradeflow.exchange.ccxt_client import ExchangeClient
+    from tradeflow.exchange.types import ExchangeError
+    from tradeflow.market.backfill import parse_window
+    from tradeflow.market.orderflow_store import open_orderflow_store
+    from tradeflow.recorder.history import backfill_trades
+
+    if args.timeframes:
+        raise UsageError("--timeframes is for candles; --trades records every trade")
+    if args.from_id is not None and (args.days or args.since or args.timerange):
+        raise UsageError("give --from-id or a window (--days, --since, --timerange), not both")
+    if args.from_id is not None and args.from_id < 0:
+        raise UsageError(f"--from-id {args.from_id}: must be a trade id (>= 0)")
+    overrides: dict[str, object] = {"symbols": args.symbols} if args.symbols else {}
+    settings = settings_from(args, check_exchange=True, overrides=overrides)
+    given = args.days is not None or args.since or args.timerange
+    window = parse_window(days=args.days if given else 1.0, since=args.since,
+                          timerange=args.timerange, now_ms=int(time.time() * 1000))
+
+    async def main() -> int:
+        store = open_orderflow_store(settings)
+        failed = 0
+        try:
+            async with ExchangeClient(settings.exchange) as client:
+                markets = await client.load_markets()
+                for symbol in settings.symbols:
+                    if symbol not in markets:
+                        raise UserError(f"{client.id} does not list {symbol}")
+                    since = window.start
+                    if args.days is not None or not given:  # relative to the exchange's clock
+                        now = await client.fetch_time()
+                        since = now - int((args.days or 1.0) * 86_400_000)
+                    try:
+                        done = await backfill_trades(
+                            client, store, symbol, since=None if args.from_id is not None
+                            else since, until=window.end, from_id=args.from_id,
+                            aggregated=settings.recorder.aggregated_trades)
+                    except ExchangeError as exc:
+                        failed += 1
+                        print(f"{symbol}: failed: {exc}")
+                        continue
+                    print(done.line())
+        finally:
+            store.close()
+        return 1 if failed else 0
+
+    try:
+        return asyncio.run(main())
+    except ExchangeError as exc:
+        raise UserError(f"{type(exc).__name__}: {exc}") from None

@@ -2,7 +2,9 @@
 
 Reads both books' ledgers, paper and live (positions, cash, fills), and the running trader's
 status file under data/trader/; each strategy's line says which book it is. With --strategy,
-only that one. Reading creates nothing: a book no trader has written is skipped.
+only that one. Reading creates nothing: a book no trader has written is skipped. The order-flow
+recorder's streams (state, messages/s, last id, resyncs, reconnects) come from
+data/recorder/status.json when it has run.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def run(args: argparse.Namespace) -> int:
         print("services:")
         for name, alive, url, log in services:
             print(f"  {name:<15} {'running' if alive else 'STOPPED':<8} {url or '':<28} {log}")
+    from tradeflow.recorder.status import read_status as read_recorder
+    from tradeflow.recorder.status import render
+
+    recorder = read_recorder(settings)
+    if recorder:
+        print("\n".join(render(recorder)))
     shown = False
     for book in BOOKS:
         ledger = ledger_for(settings, book, create=False)  # reading creates nothing

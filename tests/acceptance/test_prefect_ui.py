@@ -37,7 +37,8 @@ def test_ui_lists_the_deployments_with_the_daily_schedule(deployed: PrefectServe
     dom = subprocess.run([*chromium, "--dump-dom", url], capture_output=True, text=True,
                          timeout=120).stdout
     text = " ".join(re.sub(r"<[^>]+>", " ", dom).split())
-    for name in ("daily-retrain", "backfill", "validate", "train", "promote", "trader"):
+    for name in ("daily-retrain", "backfill", "validate", "train", "promote", "trader",
+                 "recorder"):
         assert name in text, f"{name} not listed on {url}: {text[-1500:]}"
     assert "At 02:00 AM every day" in text, "the daily 02:00 UTC schedule is not shown"
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
