@@ -13,7 +13,16 @@ recorder_cpu
     snapshots and tickers. Baseline: the same process idle for the same wall time. The
     achieved trade rate per symbol is printed. Goal: <= 10% of a core.
 
+book
+    Order-book diff application rate of tradeflow's LocalBook against ccxt.pro's own
+    OrderBook fed the same Binance depth diffs (bench/orderflow_book.py; goal >= 1.0x).
+
+vwap
+    True VWAP over 10M trades through the feature path against plain numpy
+    (bench/orderflow_vwap.py; goal <= 2x numpy's time).
+
     .venv/bin/python bench/orderflow.py [--only trade_ingest] [--only recorder_cpu]
+                                        [--only book] [--only vwap]
 """
 
 from __future__ import annotations
@@ -35,8 +44,11 @@ import pyarrow as pa
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+from bench.orderflow_book import section_book  # noqa: E402
+from bench.orderflow_vwap import section_vwap  # noqa: E402
 from tradeflow.market.orderflow_store import OrderFlowStore  # noqa: E402
 from tradeflow.market.orderflow_tables import SCHEMA  # noqa: E402
 
@@ -209,6 +221,8 @@ def section_recorder_cpu(seconds: float = 15.0) -> None:
 SECTIONS: dict[str, Callable[[], None]] = {
     "trade_ingest": section_trade_ingest,
     "recorder_cpu": section_recorder_cpu,
+    "book": section_book,
+    "vwap": section_vwap,
 }
 
 

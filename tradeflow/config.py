@@ -241,6 +241,9 @@ class PolicySettings(Frozen):
     # A series spaced unlike its timeframe is a misnamed file: every candle is suspect.
     timeframe_spacing: Policy = "quarantine"
     volume_spike: Policy = "warn"
+    # Candles and trades disagree: either may be wrong (a hole in recorded trades, a bad
+    # candle), so only say so by default.
+    trades_vs_candles: Policy = "warn"
     gap: Literal["warn"] = "warn"
     stale: Literal["warn"] = "warn"
 

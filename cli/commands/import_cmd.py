@@ -1,4 +1,5 @@
-"""Import candle files into the market store: Binance Vision dumps, freqtrade data, any CSV.
+"""Import candle and trade files into the market store: Binance Vision dumps (klines, trades,
+aggTrades), freqtrade data, any CSV.
 
 PATH may be files, directories (searched recursively) or glob patterns ("data/*.zip").
 Formats are told by content and extension (--format forces one): Binance Vision klines
@@ -18,7 +19,12 @@ Each file is checked whole and stored whole or not at all (consecutive files sha
 transaction): a bad file is reported in one line naming it (and the line or row) and nothing
 of it is stored; the other files still import. Importing a file again changes nothing.
 Candles breaking a value rule (a high below the body) are stored as they are and
-quarantined. Exit code 1 when any file failed.
+quarantined.
+
+Binance Vision trade dumps (BTCUSDT-trades-2024-01-15.zip, BTCUSDT-aggTrades-2024-01.zip;
+spot or futures, header or not, ms or us times) go into the trades table, each file in one
+transaction or not at all; trades already stored are kept, so a re-import adds nothing. An
+aggTrade is stored as one trade keyed by its first trade id. Exit code 1 when any file failed.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tradeflow.config import Settings
     from tradeflow.market.importer import ImportResult
+    from tradeflow.market.trade_import import TradeImportResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from tradeflow.market.readers import ReadOptions, parse_columns
     from tradeflow.market.store import MarketStore
+    from tradeflow.market.trade_import import is_trade_dump
     from tradeflow.symbols import parse_symbol
 
     if args.timeframe is not None:
@@ -79,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     files, missing = expand_paths(args.paths)
     for failure in missing:
         print(f"FAILED {failure.message}")
+    dumps = [f for f in files if is_trade_dump(f)]
+    files = [f for f in files if f not in dumps]
     store = MarketStore(settings.store_path, lock_retries=settings.store.lock_retries)
     # A bar only on a terminal; each file's line is printed above it (else to stdout).
     show = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
@@ -96,15 +107,50 @@ def run(args: argparse.Namespace) -> int:
             print(line)
 
     try:
-        outcomes = import_paths(store, files, options, done=done)
+        outcomes = import_paths(store, files, options, done=done) if files else []
     finally:
         if progress is not None:
             progress.stop()
         store.close()
     failed = len(missing) + sum(isinstance(o, ImportFailure) for o in outcomes)
-    total = len(files) + len(missing)
+    failed += _import_trade_dumps(settings, dumps, args.exchange, args.symbol)
+    total = len(files) + len(dumps) + len(missing)
     print(f"{total - failed} of {total} files imported into {settings.store_path}")
     return 1 if failed else 0
+
+
+def _import_trade_dumps(settings: Settings, dumps: list, exchange: str,
+                        symbol: str | None) -> int:
+    """Store each trade dump in its own transaction; returns how many failed."""
+    if not dumps:
+        return 0
+    from tradeflow.market.orderflow_store import OrderFlowStore
+    from tradeflow.market.readers import ImportFileError
+    from tradeflow.market.trade_import import import_trade_dump
+
+    failed = 0
+    store = OrderFlowStore(settings.store_path, lock_retries=settings.store.lock_retries)
+    try:
+        for path in dumps:
+            try:
+                print(_trades_imported(import_trade_dump(store, path, exchange=exchange,
+                                                         symbol=symbol)))
+            except (ImportFileError, OSError) as exc:
+                failed += 1
+                text = (str(exc).splitlines() or [type(exc).__name__])[0]
+                print(f"FAILED {text if str(path) in text else f'{path}: {text}'}")
+    finally:
+        store.close()
+    return failed
+
+
+def _trades_imported(r: TradeImportResult) -> str:
+    from tradeflow import timeframes
+
+    notes = [r.layout, f"{r.new:,} new", f"checksum {r.checksum}", f"times in {r.time_unit}"]
+    return (f"imported {r.path.name}: {r.rows:,} trades {r.symbol} ids {r.first_id}.."
+            f"{r.last_id} {timeframes.iso(r.first_ts)} .. {timeframes.iso(r.last_ts)} "
+            f"({'; '.join(notes)})")
 
 
 def _imported(r: ImportResult) -> str:

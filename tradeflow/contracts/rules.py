@@ -69,6 +69,9 @@ _ALL = (
     Rule("timeframe_spacing", SOFT, "the series' dominant spacing between candles is its "
          "timeframe (not a coarser file stored under a finer name)"),
     Rule("volume_spike", SOFT, "volume z-score against the rolling window within the limit"),
+    Rule("trades_vs_candles", SOFT, "a candle of a series with stored trades is the aggregate "
+         "of its trades: open, high, low, close and count exactly, volume, quote volume and "
+         "taker-buy volumes to 1e-9 (judged where the trades cover the whole candle)"),
     Rule("gap", SOFT, "no candle missing between two stored ones (recorded unfillable gaps "
          "are reported apart)", per_candle=False),
     Rule("stale", SOFT, "the last candle is at most N candles behind the last closed one",

@@ -24,6 +24,7 @@ import pandas as pd
 from tradeflow.config import ExchangeSettings
 from tradeflow.exchange import parse
 from tradeflow.exchange import types as t
+from tradeflow.exchange.book import LocalBook
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -134,6 +135,19 @@ def _handle_ohlcv_keep_closed(self: Any, client: Any, message: Any) -> None:
     super(type(self), self).handle_ohlcv(client, message)
 
 
+def _local_order_book(self: Any, snapshot: Any = None, depth: Any = None) -> LocalBook:
+    # ccxt.pro makes every book it keeps from websocket diffs through this factory.
+    return LocalBook(snapshot or {}, depth)
+
+
+def _apply_depth_message(self: Any, client: Any, message: Any, orderbook: Any) -> Any:
+    # ccxt.pro has checked the update ids; the levels go in one pass, not a call per level.
+    if not isinstance(orderbook, LocalBook):
+        return super(type(self), self).handle_order_book_message(client, message, orderbook)
+    orderbook.apply_levels(message)
+    return orderbook
+
+
 def _exchange_class(exchange_id: str) -> type:
     if exchange_id in ccxt_pro.exchanges:
         cls = getattr(ccxt_pro, exchange_id)
@@ -145,6 +159,10 @@ def _exchange_class(exchange_id: str) -> type:
         extra: dict[str, Any] = {"parse_ohlcv": _parse_ohlcv_keep_extra}
         if hasattr(cls, "handle_ohlcv"):
             extra["handle_ohlcv"] = _handle_ohlcv_keep_closed
+        if hasattr(cls, "handle_order_book_message"):
+            # Our book (tradeflow.exchange.book) instead of ccxt.pro's, fed the same diffs.
+            extra["order_book"] = _local_order_book
+            extra["handle_order_book_message"] = _apply_depth_message
         cls = type(f"Tradeflow{cls.__name__}", (cls,), extra)
     return cls
 

@@ -22,6 +22,9 @@ QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "BTC", "ETH", 
 _VISION_RE = re.compile(
     r"^(?P<symbol>[A-Z0-9]+(?:_(?:PERP|\d{6}))?)-(?P<tf>\d+[smhdwM])-"
     r"(?P<date>\d{4}-\d{2}(?:-\d{2})?)\.(?:zip|csv)$")
+_VISION_TRADES_RE = re.compile(
+    r"^(?P<symbol>[A-Z0-9]+(?:_(?:PERP|\d{6}))?)-(?P<kind>trades|aggTrades)-"
+    r"(?P<date>\d{4}-\d{2}(?:-\d{2})?)\.(?:zip|csv)$")
 _FREQTRADE_RE = re.compile(
     r"^(?P<pair>[A-Z0-9]+(?:_[A-Z0-9]+){1,2})-(?P<tf>\d+[smhdwM])"
     r"(?:-(?P<kind>futures|spot|mark|index|premiumIndex|funding_rate))?"
@@ -74,6 +77,23 @@ def read_name(path: Path) -> NamedFile:
     if re.search(r"-trades\.(json|json\.gz|feather|parquet)$", name):
         raise FileNameError(f"{path}: a trades file, not candles; allowed: OHLCV candle files")
     return NamedFile(None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeDumpName:
+    """What a Binance Vision trade dump's name says: ``BTCUSDT-aggTrades-2024-01-15.zip``."""
+
+    symbol: str
+    kind: str  # "trades" or "aggTrades"
+
+
+def read_trade_dump_name(path: Path) -> TradeDumpName | None:
+    """Symbol and kind of a Binance Vision ``trades``/``aggTrades`` dump; None for another
+    name. FileNameError when the symbol cannot be split into base and quote."""
+    found = _VISION_TRADES_RE.match(path.name)
+    if found is None:
+        return None
+    return TradeDumpName(_vision_symbol(found["symbol"], path), found["kind"])
 
 
 def _vision_symbol(raw: str, path: Path) -> str:

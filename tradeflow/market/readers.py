@@ -172,6 +172,9 @@ def _load(path: Path) -> tuple[bytes, str]:
     return raw, path.name
 
 
+load_bytes = _load  # for the other dumps users have (trade dumps: trade_import)
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 

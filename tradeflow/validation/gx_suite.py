@@ -166,6 +166,10 @@ def build_expectations(cfg: ValidationSettings) -> list[Any]:
             column="timeframe_mismatch", value_set=[0],
             **tag("timeframe_spacing", "timeframe_mismatch (the series' dominant spacing "
                   "between candles is not its timeframe) is 0")),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="trades_mismatch", value_set=[0],
+            **tag("trades_vs_candles", "trades_mismatch (the candle differs from the "
+                  "aggregate of the stored trades; empty where no trades cover it) is 0")),
         gxe.ExpectColumnValuesToBeBetween(
             column="gap_before", max_value=0,
             **tag("gap", "gap_before (grid candles missing just before this one) is 0")),

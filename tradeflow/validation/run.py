@@ -37,6 +37,7 @@ from tradeflow.market.quarantine import (
 )
 from tradeflow.market.store import MarketStore, SeriesKey
 from tradeflow.market.tables import QUARANTINE_VALUES
+from tradeflow.market.trade_candles import stored_verdicts
 from tradeflow.market.watermarks import mark_judged, newest_ingest, unjudged
 from tradeflow.validation import gx_suite
 from tradeflow.validation.report import (
@@ -148,6 +149,10 @@ def check_series(store: MarketStore, key: SeriesKey, plan: ValidationPlan) -> Se
     frame = derive(history, tf, plan.cfg, window_start=start,
                    last_closed=timeframes.last_closed_open(plan.now_ms, tf) if reaches_end
                    else None)
+    verdicts = stored_verdicts(store, key, start, end)
+    at = np.searchsorted(verdicts["open_time"].to_numpy(), frame["open_time"].to_numpy())
+    frame["trades_mismatch"] = verdicts["trades_mismatch"].to_numpy()[
+        np.minimum(at, max(len(verdicts) - 1, 0))] if len(verdicts) else np.nan
     soft = soft_failures(frame, plan.cfg)
     policy = soft["rule"].map(plan.cfg.policy)
     to_quarantine = soft[policy == "quarantine"]

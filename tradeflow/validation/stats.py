@@ -20,7 +20,7 @@ from tradeflow.market.gaps import missing_before
 
 DERIVED_COLUMNS = ("upper_wick", "lower_wick", "grid_offset_ms", "return_z", "wick_z",
                    "volume_z", "synthetic_fill", "flat_traded", "timeframe_mismatch",
-                   "gap_before", "age_candles")
+                   "gap_before", "age_candles", "trades_mismatch")
 
 
 def warmup_candles(cfg: ValidationSettings) -> int:
@@ -106,6 +106,8 @@ def derive(frame: pd.DataFrame, timeframe: str, cfg: ValidationSettings, *, wind
         "timeframe_mismatch": np.full(len(times), int(mismatch), dtype=np.int8),
         "gap_before": missing_before(times, timeframe),
         "age_candles": age,
+        # set by validation where the series has trades (trade_candles); NaN: not judged
+        "trades_mismatch": np.full(len(times), np.nan),
     }
     keep = times >= window_start
     out = frame.loc[keep, list(CANDLE_COLUMNS)].reset_index(drop=True)
@@ -124,6 +126,7 @@ def soft_failures(derived: pd.DataFrame, cfg: ValidationSettings) -> pd.DataFram
         "volume_spike": derived["volume_z"].to_numpy() > cfg.volume_z_max,
         "synthetic_fill": derived["synthetic_fill"].to_numpy() == 1,
         "timeframe_mismatch": derived["timeframe_mismatch"].to_numpy() == 1,
+        "trades_mismatch": derived["trades_mismatch"].to_numpy() == 1,
     }
     times = derived["open_time"].to_numpy(dtype=np.int64)
     parts = [pd.DataFrame({"open_time": times[bad], "rule": _RULE_OF.get(name, name)})
@@ -134,7 +137,7 @@ def soft_failures(derived: pd.DataFrame, cfg: ValidationSettings) -> pd.DataFram
     return pd.concat(parts, ignore_index=True)
 
 
-_RULE_OF = {"timeframe_mismatch": "timeframe_spacing"}
+_RULE_OF = {"timeframe_mismatch": "timeframe_spacing", "trades_mismatch": "trades_vs_candles"}
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
