@@ -74,11 +74,20 @@ class ExchangeSettings(Frozen):
         return value.rstrip("/") if value else value
 
 
+class RetentionSettings(Frozen):
+    """How long the recorder keeps order flow, per table, in days (null: forever)."""
+
+    trades_days: float | None = Field(None, gt=0, description="trades; null keeps every one")
+    book_snapshots_days: float | None = Field(30.0, gt=0, description="order-book snapshots")
+    tickers_days: float | None = Field(7.0, gt=0, description="tickers and book tickers")
+
+
 class StoreSettings(Frozen):
     """Market store (DuckDB)."""
 
     path: str = Field("market.duckdb", description="file under data_dir, a path, or :memory:")
     lock_retries: int = Field(50, ge=0)
+    retention: RetentionSettings = RetentionSettings()
 
 
 class BackfillSettings(Frozen):
