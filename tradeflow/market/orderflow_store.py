@@ -89,53 +89,46 @@ class OrderFlowStore:
         were new. exchange and symbol come from columns or the arguments. Raises
         :class:`~tradeflow.contracts.trades.TradesRefused` (nothing written) when a series
         breaks the trade contract after sorting by id and dropping repeated ids."""
-        frame = trades.to_pandas() if isinstance(trades, pa.Table) else trades
-        batches = [(ex, sym, _trade_batch(part, f"trades {ex}:{sym}"))
-                   for ex, sym, part in _split(frame, exchange, symbol)]
-        batches = [b for b in batches if b[2].num_rows]
-        if not batches:
-            return 0
-        new = 0
-        with self._db.connect(write=True) as con, atomic(con):
-            for ex, sym, table in batches:
-                new += _insert_trades(con, ex, sym, table)
-        return new
+        return self.write(trades=trades, exchange=exchange, symbol=symbol)["trades"]
 
     def write_book_snapshots(self, snapshots: pd.DataFrame | pa.Table, *,
                              exchange: str | None = None, symbol: str | None = None) -> int:
         """Store book snapshots (ts ms, kind, update_id, bid_price, bid_amount, ask_price,
         ask_amount lists best first); returns how many were new."""
-        return self._write_keyed(snapshots, exchange, symbol, "book_snapshots",
-                                 snapshot_frame, ("ts", "kind"))
+        return self.write(book_snapshots=snapshots, exchange=exchange,
+                          symbol=symbol)["book_snapshots"]
 
     def write_tickers(self, tickers: pd.DataFrame | pa.Table, *, exchange: str | None = None,
                       symbol: str | None = None) -> int:
         """Store tickers (ts ms, bid, bid_qty, ask, ask_qty, last, update_id); returns how
         many were new."""
-        return self._write_keyed(tickers, exchange, symbol, "tickers", ticker_frame, ("ts",))
+        return self.write(tickers=tickers, exchange=exchange, symbol=symbol)["tickers"]
 
-    def _write_keyed(self, rows: pd.DataFrame | pa.Table, exchange: str | None,
-                     symbol: str | None, table_name: str, typed: Any,
-                     key: tuple[str, ...]) -> int:
-        frame = rows.to_pandas() if isinstance(rows, pa.Table) else rows
-        parts = [(ex, sym, typed(part)) for ex, sym, part in _split(frame, exchange, symbol)]
-        parts = [p for p in parts if p[2].num_rows]
-        if not parts:
-            return 0
-        same = " AND ".join(f"s.{c} = b.{c}" for c in key)
-        new = 0
-        with self._db.connect(write=True) as con:
-            for ex, sym, table in parts:
-                columns = ", ".join(table.column_names)
-                with registered(con, "ofbatch", table), atomic(con):
-                    row = con.execute(
-                        f"INSERT INTO {table_name} (exchange, symbol, {columns}) "
-                        f"SELECT $ex, $sym, {', '.join('b.' + c for c in table.column_names)} "
-                        f"FROM (SELECT DISTINCT ON ({', '.join(key)}) * FROM ofbatch) b "
-                        f"WHERE NOT EXISTS (SELECT 1 FROM {table_name} s WHERE "
-                        f"s.exchange = $ex AND s.symbol = $sym AND {same})",
-                        {"ex": ex, "sym": sym}).fetchone()
-                new += int(row[0]) if row else 0
+    def write(self, *, trades: pd.DataFrame | pa.Table | None = None,
+              book_snapshots: pd.DataFrame | pa.Table | None = None,
+              tickers: pd.DataFrame | pa.Table | None = None, exchange: str | None = None,
+              symbol: str | None = None) -> dict[str, int]:
+        """Trades, snapshots and tickers in one transaction (one open of the file); returns
+        the new rows per table. Everything is checked and typed before the file is opened."""
+        trade_parts = [(ex, sym, _trade_batch(part, f"trades {ex}:{sym}"))
+                       for ex, sym, part in _split(_pandas(trades), exchange, symbol)]
+        keyed = [(name, [(ex, sym, typed(part)) for ex, sym, part in
+                         _split(_pandas(rows), exchange, symbol)], key)
+                 for name, rows, typed, key in (
+                     ("book_snapshots", book_snapshots, snapshot_frame, ("ts", "kind")),
+                     ("tickers", tickers, ticker_frame, ("ts",)))]
+        new = {"trades": 0, "book_snapshots": 0, "tickers": 0}
+        if not any(t.num_rows for *_, t in trade_parts) and \
+                not any(t.num_rows for _, parts, _ in keyed for *_, t in parts):
+            return new
+        with self._db.connect(write=True) as con, atomic(con):
+            for ex, sym, table in trade_parts:
+                if table.num_rows:
+                    new["trades"] += _insert_trades(con, ex, sym, table)
+            for name, parts, key in keyed:
+                for ex, sym, table in parts:
+                    if table.num_rows:
+                        new[name] += _insert_keyed(con, name, ex, sym, table, key)
         return new
 
     def prune(self, retention: RetentionSettings, now_ms: int) -> dict[str, int]:
@@ -251,6 +244,8 @@ def open_orderflow_store(settings: Settings) -> OrderFlowStore:
 def _split(frame: pd.DataFrame, exchange: str | None,
            symbol: str | None) -> Iterator[tuple[str, str, pd.DataFrame]]:
     """One part per (exchange, symbol); key columns win over the arguments."""
+    if frame.empty:
+        return
     present = [c for c in ("exchange", "symbol") if c in frame.columns]
     defaults = {"exchange": exchange, "symbol": symbol}
     missing = [c for c in defaults if c not in present and defaults[c] is None]
@@ -264,6 +259,31 @@ def _split(frame: pd.DataFrame, exchange: str | None,
                          strict=True))
         key = {**defaults, **named}
         yield str(key["exchange"]), str(key["symbol"]), part
+
+
+def _pandas(rows: pd.DataFrame | pa.Table | None) -> pd.DataFrame:
+    if rows is None:
+        return _EMPTY
+    return rows.to_pandas() if isinstance(rows, pa.Table) else rows
+
+
+_EMPTY = pd.DataFrame()
+
+
+def _insert_keyed(con: Any, table_name: str, exchange: str, symbol: str, table: pa.Table,
+                  key: tuple[str, ...]) -> int:
+    """Insert the rows whose key is not stored (the first of a batch's repeats)."""
+    same = " AND ".join(f"s.{c} = b.{c}" for c in key)
+    columns = ", ".join(table.column_names)
+    with registered(con, "ofbatch", table):
+        row = con.execute(
+            f"INSERT INTO {table_name} (exchange, symbol, {columns}) "
+            f"SELECT $ex, $sym, {', '.join('b.' + c for c in table.column_names)} "
+            "FROM ofbatch b "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table_name} s WHERE "
+            f"s.exchange = $ex AND s.symbol = $sym AND {same})",
+            {"ex": exchange, "sym": symbol}).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _trade_batch(part: pd.DataFrame, what: str) -> pa.Table:

@@ -84,6 +84,7 @@ def snapshot_frame(frame: pd.DataFrame | pa.Table) -> pa.Table:
     missing = [c for c in ("ts", "kind", *BOOK_LISTS) if c not in data.columns]
     if missing:
         raise ValueError(f"book snapshots: column(s) {missing} missing")
+    data = data.drop_duplicates(["ts", "kind"])  # a batch's repeats: the first wins
     kinds = data["kind"].astype(str)
     bad = kinds[~kinds.isin(SNAPSHOT_KINDS)]
     if len(bad):
@@ -107,6 +108,7 @@ def ticker_frame(frame: pd.DataFrame | pa.Table) -> pa.Table:
     data = frame.to_pandas() if isinstance(frame, pa.Table) else frame
     if "ts" not in data.columns:
         raise ValueError("tickers: column 'ts' missing")
+    data = data.drop_duplicates(["ts"])  # a batch's repeats: the first wins
     cols: dict[str, Any] = {"ts": ms_times(data["ts"].to_numpy(dtype=np.int64))}
     for name in TICKER_VALUES:
         values = pd.to_numeric(data[name], errors="coerce") if name in data.columns else \

@@ -143,3 +143,16 @@ def test_candles_and_order_flow_share_one_file(tmp_path: Path) -> None:
     with MarketStore(path) as candles, OrderFlowStore(path) as flow:
         assert flow.write_trades(trades(1, 3), exchange=EX, symbol=SYM) == 3
         assert candles.sql("SELECT count(*) AS n FROM trades")["n"].iloc[0] == 3
+
+
+def test_one_write_stores_every_table_or_nothing(store: OrderFlowStore) -> None:
+    ticks = pd.DataFrame({"ts": [T0], "bid": [1.0], "ask": [1.1], "symbol": SYM})
+    got = store.write(trades=trades(1, 4).assign(symbol=SYM), tickers=ticks,
+                      book_snapshots=snapshots([T0]).assign(symbol="ETH/USDT"), exchange=EX)
+    assert got == {"trades": 4, "book_snapshots": 1, "tickers": 1}
+    bad = trades(10, 3).assign(price=-1.0)
+    with pytest.raises(TradesRefused):
+        store.write(trades=bad, tickers=ticks.assign(ts=T0 + 1), exchange=EX, symbol=SYM)
+    assert store.counts() == {"trades": 4, "book_snapshots": 1, "tickers": 1}
+    assert store.write(exchange=EX, symbol=SYM) == {"trades": 0, "book_snapshots": 0,
+                                                    "tickers": 0}
