@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from models.registry import configure_tracking
 from models.training import resolve_end
 from tradeflow.config import Settings
+from tradeflow.market.orderflow_store import OrderFlowStore, open_orderflow_store
 from tradeflow.market.store import MarketStore, open_store
 from tradeflow.strategy import StrategySettings, load_strategy
 
@@ -33,6 +34,14 @@ class Job:
     @property
     def exchange(self) -> str:
         return self.settings.exchange.id
+
+    def order_flow(self) -> OrderFlowStore | None:
+        """The recorded order flow, for a strategy with order-flow features (else None)."""
+        from models.features import FeaturePipeline
+
+        if not FeaturePipeline.from_strategy(self.strategy).inputs:
+            return None
+        return open_orderflow_store(self.settings)
 
 
 def open_job(settings: Settings, strategy: str | os.PathLike[str], *,
