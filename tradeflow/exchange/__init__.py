@@ -2,10 +2,12 @@
 
 from tradeflow.exchange.types import (
     OHLCV_COLUMNS,
+    TRADE_FRAME_COLUMNS,
     AuthenticationFailed,
     BadResponse,
     BadSymbol,
     Balance,
+    BookResync,
     ConnectionState,
     ExchangeError,
     ExchangeUnavailable,
@@ -26,10 +28,12 @@ from tradeflow.exchange.types import (
 
 __all__ = [
     "OHLCV_COLUMNS",
+    "TRADE_FRAME_COLUMNS",
     "AuthenticationFailed",
     "Balance",
     "BadResponse",
     "BadSymbol",
+    "BookResync",
     "ConnectionState",
     "ExchangeError",
     "ExchangeUnavailable",

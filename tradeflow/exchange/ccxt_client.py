@@ -69,6 +69,7 @@ def map_error(exc: Exception, retry_after: float | None = None) -> t.ExchangeErr
         (ccxt.DDoSProtection, t.RateLimited),
         (ccxt.RequestTimeout, t.RequestTimedOut),
         (ccxt.ExchangeNotAvailable, t.ExchangeUnavailable),
+        (ccxt.ChecksumError, t.BookResync),  # a local book's sequence gap
         (ccxt.InvalidNonce, t.TransientError),
         (ccxt.NetworkError, t.TransientError),
         (ccxt.BadResponse, t.BadResponse),
@@ -207,6 +208,11 @@ class ExchangeClient:
 
     # -- capabilities ----------------------------------------------------------------------
     @property
+    def exchange(self) -> Any:
+        """The ccxt.pro exchange object, for adapters of this package that extend the client."""
+        return self._ex
+
+    @property
     def id(self) -> str:
         return str(self._ex.id)
 
@@ -325,12 +331,7 @@ class ExchangeClient:
 
     async def fetch_order_book(self, symbol: str, limit: int | None = None) -> t.OrderBook:
         raw = await self.call(self._ex.fetch_order_book, symbol, limit)
-        return t.OrderBook(
-            symbol=symbol,
-            timestamp=raw.get("timestamp"),
-            bids=tuple((float(p), float(a)) for p, a, *_ in raw["bids"]),
-            asks=tuple((float(p), float(a)) for p, a, *_ in raw["asks"]),
-        )
+        return parse.order_book(symbol, raw)
 
     # -- streams (ccxt.pro) ----------------------------------------------------------------
     async def watch_ohlcv(self, symbol: str, timeframe: str) -> list[t.StreamCandle]:

@@ -58,16 +58,54 @@ def market(m: dict[str, Any]) -> t.Market:
 
 
 def ticker(raw: dict[str, Any]) -> t.Ticker:
+    last = raw["last"] if raw.get("last") is not None else raw.get("close")
+    info = raw.get("info")
+    update = info.get("u") if isinstance(info, dict) else None
     return t.Ticker(
         symbol=raw["symbol"],
         timestamp=int(raw.get("timestamp") or 0),
-        last=float(raw["last"] if raw.get("last") is not None else raw["close"]),
+        # a book ticker carries only the best bid and ask: no last price
+        last=float("nan") if last is None else float(last),
         bid=raw.get("bid"),
         ask=raw.get("ask"),
         high=raw.get("high"),
         low=raw.get("low"),
         base_volume=raw.get("baseVolume"),
         quote_volume=raw.get("quoteVolume"),
+        bid_volume=raw.get("bidVolume"),
+        ask_volume=raw.get("askVolume"),
+        update_id=int(update) if isinstance(update, int | str) and str(update).isdigit() else None,
+    )
+
+
+def trades_frame(rows: Any) -> pd.DataFrame:
+    """ccxt trades (unified dicts) as a frame of :data:`~tradeflow.exchange.types.
+    TRADE_FRAME_COLUMNS`, in the order given; the side is the taker's."""
+    try:
+        ids = np.fromiter((int(r["id"]) for r in rows), dtype=np.int64, count=len(rows))
+        ts = np.fromiter((r["timestamp"] for r in rows), dtype=np.int64, count=len(rows))
+        price = np.fromiter((r["price"] for r in rows), dtype=np.float64, count=len(rows))
+        amount = np.fromiter((r["amount"] for r in rows), dtype=np.float64, count=len(rows))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise t.BadResponse(f"trades response has a malformed trade: {exc}") from None
+    side = [r.get("side") for r in rows]
+    return pd.DataFrame({"id": ids, "ts": ts, "price": price, "amount": amount,
+                         "side": pd.array(side, dtype="str")})
+
+
+def order_book(symbol: str, raw: Any, depth: int | None = None) -> t.OrderBook:
+    """A ccxt order book (or ccxt.pro's local book) as a typed book of its top ``depth``
+    levels per side (all when None)."""
+    bids, asks = raw["bids"], raw["asks"]
+    if depth is not None:
+        bids, asks = bids[:depth], asks[:depth]
+    nonce = raw.get("nonce")
+    return t.OrderBook(
+        symbol=symbol,
+        timestamp=raw.get("timestamp"),
+        bids=tuple((float(level[0]), float(level[1])) for level in bids),
+        asks=tuple((float(level[0]), float(level[1])) for level in asks),
+        update_id=int(nonce) if nonce is not None else None,
     )
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 OHLCV_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades")
+# A frame of trades: exchange id (int64), time (int64 UTC ms), price, amount, taker side.
+TRADE_FRAME_COLUMNS = ("id", "ts", "price", "amount", "side")
 
 
 class ExchangeError(Exception):
@@ -41,6 +43,10 @@ class RequestTimedOut(TransientError):
 
 class BadResponse(TransientError):
     """The body could not be parsed (truncated JSON and the like)."""
+
+
+class BookResync(TransientError):
+    """A local order book missed an update (a sequence gap) and is rebuilt from a snapshot."""
 
 
 class BadSymbol(ExchangeError):
@@ -101,6 +107,9 @@ class Ticker:
     low: float | None = None
     base_volume: float | None = None
     quote_volume: float | None = None
+    bid_volume: float | None = None
+    ask_volume: float | None = None
+    update_id: int | None = None  # a book ticker's update id, when the exchange sends one
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,7 @@ class OrderBook:
     timestamp: int | None
     bids: tuple[tuple[float, float], ...]
     asks: tuple[tuple[float, float], ...]
+    update_id: int | None = None  # the exchange's last update id in the book (its nonce)
 
 
 @dataclass(frozen=True, slots=True)

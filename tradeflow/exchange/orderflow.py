@@ -1,0 +1,165 @@
+"""Order flow through the exchange adapter: trade streams and history, the local order book,
+tickers. Typed results, as for candles.
+
+:class:`OrderFlowClient` extends an :class:`~tradeflow.exchange.ccxt_client.ExchangeClient`
+(whose :meth:`call` maps ccxt's errors and retries) with the order-flow calls, using the ccxt
+exchange object the client hands out; only the client's module imports ccxt.
+
+Trade ids. A series' trades are numbered by the exchange. On Binance there are two numberings:
+individual trades (the ``@trade`` stream, ``historicalTrades``, which ccxt sends only with an API
+key) and aggregated trades (one per taker order and price: ``@aggTrade``, ``aggTrades``, public).
+``aggregated=True`` (the default) streams and pages aggregated trades, so a recorder can fill
+any hole over REST without a key; ``False`` uses individual trades and needs an API key for the
+history. The two numberings are never mixed in one series.
+
+The local order book is ccxt.pro's: a REST snapshot plus the diff stream, checked update id by
+update id. A gap raises inside ccxt, which drops the book and resubscribes; here that is counted
+in :attr:`OrderFlowClient.resyncs` and the watch is repeated, so callers see a consistent book.
+ccxt.pro builds each book through the exchange's ``order_book()`` factory, so a faster book
+class plugs in there (in the client's module) without touching this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pandas as pd
+
+from tradeflow.exchange import parse
+from tradeflow.exchange import types as t
+
+TRADES_CACHE = 20_000  # trades ccxt.pro keeps between two reads of a stream (it drops older)
+_HOUR_MS = 3_600_000
+# Binance's ccxt methods of paging by id, per market type (spot, USDⓈ-M, COIN-M).
+_API = {"linear": "fapiPublic", "inverse": "dapiPublic"}
+
+
+class OrderFlowClient:
+    """Order-flow calls on one exchange client; ``client.exchange`` is its ccxt object."""
+
+    def __init__(self, client: Any, *, aggregated: bool = True, book_limit: int = 1000,
+                 trades_cache: int = TRADES_CACHE) -> None:
+        self.client = client
+        self.aggregated = aggregated
+        self.book_limit = book_limit
+        self.resyncs: dict[str, int] = {}
+        ex = client.exchange
+        # A busy stream read in bursts must not overflow ccxt's cache: a trade dropped there
+        # is a hole the REST catch-up has to fill.
+        ex.options["tradesLimit"] = max(int(ex.options.get("tradesLimit") or 0), trades_cache)
+
+    @property
+    def _ex(self) -> Any:
+        return self.client.exchange
+
+    # -- streams ---------------------------------------------------------------------------
+    async def watch_trades(self, symbol: str) -> pd.DataFrame:
+        """The trades received since the last call, as a frame (id, ts, price, amount, side).
+
+        No retry: the caller owns reconnection and the REST catch-up of what a drop missed.
+        Duplicated or reordered messages pass through as received.
+        """
+        params = {"name": "aggTrade"} if self.aggregated else {"name": "trade"}
+        rows = await self.client.call(self._ex.watch_trades, symbol, None, None, params,
+                                      retry=False, stream=True)
+        return parse.trades_frame(rows)
+
+    async def watch_order_book(self, symbol: str, depth: int | None = None) -> t.OrderBook:
+        """The local book after its next update: the top ``depth`` levels (all when None).
+
+        A sequence gap is counted in ``resyncs[symbol]`` and the book is rebuilt from a new
+        snapshot before returning; a second gap in a row raises :class:`BookResync`.
+        """
+        watch = self._ex.watch_order_book
+        try:
+            raw = await self.client.call(watch, symbol, self.book_limit, retry=False,
+                                         stream=True)
+        except t.BookResync:
+            self.resyncs[symbol] = self.resyncs.get(symbol, 0) + 1
+            raw = await self.client.call(watch, symbol, self.book_limit, retry=False,
+                                         stream=True)
+        return parse.order_book(symbol, raw, depth)
+
+    async def watch_ticker(self, symbol: str) -> t.Ticker:
+        """The next 24h ticker (last price, best bid/ask and their sizes)."""
+        # ccxt's binance watches the mini ticker by default, which has no bid or ask
+        params = {"name": "ticker"} if str(self._ex.id).startswith("binance") else {}
+        raw = await self.client.call(self._ex.watch_ticker, symbol, params, retry=False,
+                                     stream=True)
+        return parse.ticker(raw)
+
+    async def watch_bids_asks(self, symbols: list[str]) -> dict[str, t.Ticker]:
+        """The next best bid/ask changes (book tickers) of ``symbols``, by symbol."""
+        raw = await self.client.call(self._ex.watch_bids_asks, symbols, retry=False,
+                                     stream=True)
+        return {s: parse.ticker(v) for s, v in raw.items()}
+
+    # -- history ---------------------------------------------------------------------------
+    async def fetch_trades_from_id(self, symbol: str, from_id: int,
+                                   limit: int = 1000) -> pd.DataFrame:
+        """One page of trades with ids from ``from_id`` on, ascending (retried)."""
+        await self.client.load_markets()
+        market = self._ex.market(symbol)
+        api = _API.get("linear" if market.get("linear") else "inverse" if market.get("inverse")
+                       else "spot", "public")
+        method = api + ("GetAggTrades" if self.aggregated else "GetHistoricalTrades")
+        params = {"fetchTradesMethod": method, "fromId": int(from_id)}
+
+        async def page() -> pd.DataFrame:
+            return parse.trades_frame(await self._ex.fetch_trades(symbol, None, limit, params))
+
+        return await self.client.call(page)
+
+    async def first_trade_id(self, symbol: str, since: int) -> int | None:
+        """The id of the first trade at or after ``since`` (ms), None when none exists yet."""
+        await self.client.load_markets()
+
+        async def first() -> int | None:
+            rows = await self._ex.fetch_trades(symbol, since, 1)
+            if not rows:
+                return None
+            if self.aggregated:
+                return int(rows[0]["id"])
+            # an aggregated trade names the individual trades it holds
+            return int(rows[0]["info"].get("f", rows[0]["id"]))
+
+        return await self.client.call(first)
+
+    async def trade_pages(self, symbol: str, from_id: int, *, to_id: int | None = None,
+                          until: int | None = None,
+                          limit: int = 1000) -> AsyncIterator[pd.DataFrame]:
+        """Pages of trades by id from ``from_id`` up to ``to_id`` and/or time ``until`` (both
+        inclusive; neither: up to the newest), each ascending and never overlapping."""
+        cursor = int(from_id)
+        while True:
+            raw = await self.fetch_trades_from_id(symbol, cursor, limit)
+            raw = raw[raw["id"] >= cursor]
+            if raw.empty:
+                return
+            keep = pd.Series(True, index=raw.index)
+            if to_id is not None:
+                keep &= raw["id"] <= to_id
+            if until is not None:
+                keep &= raw["ts"] <= until
+            page = raw[keep]
+            if not page.empty:
+                yield page.reset_index(drop=True)
+            # a bound cut the page, or a short page was the newest the exchange has
+            if len(page) < len(raw) or len(raw) < limit:
+                return
+            cursor = int(raw["id"].iloc[-1]) + 1
+
+    async def fetch_trades_between(self, symbol: str, since: int, until: int,
+                                   limit: int = 1000) -> AsyncIterator[pd.DataFrame]:
+        """Pages of the trades with ``since <= ts <= until``, by id."""
+        first = None
+        # Binance looks for the first trade within the hour after a time: step hour by hour
+        # through a quiet stretch.
+        while first is None and since <= until:
+            first = await self.first_trade_id(symbol, since)
+            since += _HOUR_MS
+        if first is None:
+            return
+        async for page in self.trade_pages(symbol, first, until=until, limit=limit):
+            yield page
