@@ -44,6 +44,10 @@ class OrderFlowClient:
         self.aggregated = aggregated
         self.book_limit = book_limit
         self.resyncs: dict[str, int] = {}
+        # websocket connections reopened: ccxt.pro reconnects on the next watch call after a
+        # drop, without an error when no call was waiting at that moment
+        self.reconnects = 0
+        self._connections: dict[str, int] = {}
         ex = client.exchange
         # A busy stream read in bursts must not overflow ccxt's cache: a trade dropped there
         # is a hole the REST catch-up has to fill.
@@ -52,6 +56,14 @@ class OrderFlowClient:
     @property
     def _ex(self) -> Any:
         return self.client.exchange
+
+    def _count_connections(self) -> None:
+        for url, ws in list((getattr(self._ex, "clients", None) or {}).items()):
+            known = self._connections.get(url)
+            if known != id(ws):
+                if known is not None:
+                    self.reconnects += 1
+                self._connections[url] = id(ws)
 
     # -- streams ---------------------------------------------------------------------------
     async def watch_trades(self, symbol: str) -> pd.DataFrame:
@@ -63,6 +75,7 @@ class OrderFlowClient:
         params = {"name": "aggTrade"} if self.aggregated else {"name": "trade"}
         rows = await self.client.call(self._ex.watch_trades, symbol, None, None, params,
                                       retry=False, stream=True)
+        self._count_connections()
         return parse.trades_frame(rows)
 
     async def watch_order_book(self, symbol: str, depth: int | None = None) -> t.OrderBook:
@@ -79,6 +92,7 @@ class OrderFlowClient:
             self.resyncs[symbol] = self.resyncs.get(symbol, 0) + 1
             raw = await self.client.call(watch, symbol, self.book_limit, retry=False,
                                          stream=True)
+        self._count_connections()
         return parse.order_book(symbol, raw, depth)
 
     async def watch_ticker(self, symbol: str) -> t.Ticker:
@@ -87,12 +101,14 @@ class OrderFlowClient:
         params = {"name": "ticker"} if str(self._ex.id).startswith("binance") else {}
         raw = await self.client.call(self._ex.watch_ticker, symbol, params, retry=False,
                                      stream=True)
+        self._count_connections()
         return parse.ticker(raw)
 
     async def watch_bids_asks(self, symbols: list[str]) -> dict[str, t.Ticker]:
         """The next best bid/ask changes (book tickers) of ``symbols``, by symbol."""
         raw = await self.client.call(self._ex.watch_bids_asks, symbols, retry=False,
                                      stream=True)
+        self._count_connections()
         return {s: parse.ticker(v) for s, v in raw.items()}
 
     # -- history ---------------------------------------------------------------------------
