@@ -92,8 +92,13 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
                             broker=broker, metrics=metrics,
                             status_path=status_path(settings, strategy.name),
                             resume_halted=resume_halted, order_flow=flow)
-            streams = asyncio.create_task(flow.run(client), name="trader:order-flow") \
-                if flow is not None else None
+            streams = None
+            if flow is not None:
+                from tradeflow.exchange.orderflow import OrderFlowClient
+
+                poll = None if settings.trader.use_websocket else client
+                streams = asyncio.create_task(flow.run(OrderFlowClient(client), poll=poll),
+                                              name="trader:order-flow")
             run = asyncio.create_task(trader.run(max_candles=max_candles))
             stopper = asyncio.create_task(stop.wait())
             try:

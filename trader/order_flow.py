@@ -1,7 +1,8 @@
 """The trader's live order flow: the latest book and recent trades of each symbol.
 
-Fed by the exchange's streams (``watch_trades``; ``watch_order_book`` where the adapter has it,
-else ``fetch_order_book`` polled every ``book_poll_s``), it serves two readers:
+Fed by the adapter's order-flow streams (aggregated trades, as the recorder stores them, so
+trade counts mean the same live and in training; ccxt.pro's local book, or ``fetch_order_book``
+polled every ``book_poll_s`` without websockets), it serves two readers:
 
 * the model, at each closed candle: the per-candle order-flow inputs computed by the same
   functions training uses on recorded data (:mod:`models.order_flow`): trades stamped within
@@ -27,9 +28,18 @@ import pandas as pd
 
 from models.order_flow import BOOK_INPUTS, TRADE_INPUTS, book_row, trade_inputs
 from tradeflow import timeframes
-from tradeflow.exchange.types import ExchangeError, OrderBook, Trade
+from tradeflow.exchange.types import ExchangeError, OrderBook
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Trade:
+    id: int
+    ts: int
+    price: float
+    amount: float
+    buy: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +63,7 @@ class LiveOrderFlow:
         self.book_poll_s = book_poll_s
         self.clock = clock
         self.books: dict[str, LiveBook] = {}
-        self.tapes: dict[str, deque[Trade]] = {s: deque() for s in self.symbols}
+        self.tapes: dict[str, deque[_Trade]] = {s: deque() for s in self.symbols}
         # Exchange time of the first trade seen since the stream last (re)started: candles
         # opening before it were not wholly seen.
         self.since: dict[str, int | None] = dict.fromkeys(self.symbols)
@@ -66,32 +76,35 @@ class LiveOrderFlow:
         """A new book (snapshot or the stream's updated local book)."""
         self.books[symbol] = LiveBook(tuple(book.bids), tuple(book.asks), self.clock())
 
-    def on_trades(self, symbol: str, trades: Sequence[Trade]) -> None:
-        """New trades of ``symbol`` (a stream's batch; repeats by id are dropped)."""
+    def on_trades(self, symbol: str, trades: pd.DataFrame) -> None:
+        """New trades of ``symbol``: a stream's frame (id, ts, price, amount, side); repeats
+        are dropped by id, a jump in the ids marks a hole (what follows it is not whole)."""
         tape = self.tapes[symbol]
-        for trade in trades:
-            number = int(trade.id) if str(trade.id).isdigit() else None
+        columns = (trades["id"].to_numpy(dtype=np.int64), trades["ts"].to_numpy(dtype=np.int64),
+                   trades["price"].to_numpy(dtype=np.float64),
+                   trades["amount"].to_numpy(dtype=np.float64),
+                   (trades["side"].to_numpy() == "buy"))
+        for number, ts, price, amount, buy in zip(*columns, strict=True):
             last = self.last_id.get(symbol)
-            if number is not None and last is not None:
+            if last is not None:
                 if number <= last:
                     continue  # a repeat
                 if number > last + 1:
                     self.since[symbol] = None  # trades were lost: a hole, as in training
-            if tape and trade.timestamp < tape[-1].timestamp:
+            if tape and ts < tape[-1].ts:
                 continue
-            if number is not None:
-                self.last_id[symbol] = number
+            self.last_id[symbol] = int(number)
             if self.since[symbol] is None:
-                self.since[symbol] = trade.timestamp
-            tape.append(trade)
+                self.since[symbol] = int(ts)
+            tape.append(_Trade(int(number), int(ts), float(price), float(amount), bool(buy)))
         if tape:
-            last = tape[-1]
-            self.last_trade[symbol] = (last.price, last.timestamp, self.clock())
+            newest = tape[-1]
+            self.last_trade[symbol] = (newest.price, newest.ts, self.clock())
             # Keep two candles: the one closing next and the one being formed.
-            horizon = last.timestamp - 2 * self.period
-            while tape and tape[0].timestamp < horizon:
+            horizon = newest.ts - 2 * self.period
+            while tape and tape[0].ts < horizon:
                 # Candles before a dropped trade can no longer be summed: not seen wholly.
-                dropped = tape.popleft().timestamp
+                dropped = tape.popleft().ts
                 self.since[symbol] = max(self.since[symbol] or dropped, dropped + 1)
 
     def candle_closed(self, symbol: str, close: float) -> None:
@@ -123,11 +136,11 @@ class LiveOrderFlow:
         values: dict[str, float] = {}
         close = open_time + self.period
         if any(n in TRADE_INPUTS for n in names):
-            tape = [t for t in self.tapes[symbol] if open_time <= t.timestamp < close]
-            frame = pd.DataFrame({"ts": [t.timestamp for t in tape],
-                                  "price": [t.price for t in tape],
-                                  "amount": [t.amount for t in tape],
-                                  "side": [t.side or "" for t in tape]})
+            tape = [t for t in self.tapes[symbol] if open_time <= t.ts < close]
+            frame = pd.DataFrame({"ts": np.array([t.ts for t in tape], dtype=np.int64),
+                                  "price": np.array([t.price for t in tape], dtype=float),
+                                  "amount": np.array([t.amount for t in tape], dtype=float),
+                                  "side": ["buy" if t.buy else "sell" for t in tape]})
             since = self.since[symbol]
             sums = trade_inputs(np.array([open_time]), self.timeframe, frame,
                                 covered=(since if since is not None else close + 1, close))
@@ -151,12 +164,18 @@ class LiveOrderFlow:
         return out
 
     # -- streams -----------------------------------------------------------------------------
-    async def run(self, client: Any, *, retry_s: float = 1.0) -> None:
-        """Stream trades and books of every symbol until cancelled."""
-        tasks = [asyncio.create_task(self._trades(client, s, retry_s), name=f"flow:trades:{s}")
+    async def run(self, source: Any, *, poll: Any = None, depth: int = 50,
+                  retry_s: float = 1.0) -> None:
+        """Stream trades and books of every symbol until cancelled.
+
+        ``source`` has ``watch_trades(symbol)`` (a frame) and ``watch_order_book(symbol,
+        depth)`` (:class:`tradeflow.exchange.orderflow.OrderFlowClient`); with ``poll`` (an
+        exchange client) the book is fetched every ``book_poll_s`` instead of streamed.
+        """
+        tasks = [asyncio.create_task(self._trades(source, s, retry_s), name=f"flow:trades:{s}")
                  for s in self.symbols]
-        tasks += [asyncio.create_task(self._books(client, s, retry_s), name=f"flow:book:{s}")
-                  for s in self.symbols]
+        tasks += [asyncio.create_task(self._books(source, poll, s, depth, retry_s),
+                                      name=f"flow:book:{s}") for s in self.symbols]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -165,23 +184,23 @@ class LiveOrderFlow:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _trades(self, client: Any, symbol: str, retry_s: float) -> None:
+    async def _trades(self, source: Any, symbol: str, retry_s: float) -> None:
         while True:
             try:
-                self.on_trades(symbol, await client.watch_trades(symbol))
+                self.on_trades(symbol, await source.watch_trades(symbol))
             except ExchangeError as exc:
                 log.warning("trades of %s: %s; reconnecting", symbol, exc)
                 self.restarted(symbol)
                 await asyncio.sleep(retry_s)
 
-    async def _books(self, client: Any, symbol: str, retry_s: float) -> None:
-        watch = getattr(client, "watch_order_book", None)
+    async def _books(self, source: Any, poll: Any, symbol: str, depth: int,
+                     retry_s: float) -> None:
         while True:
             try:
-                if watch is not None:
-                    self.on_book(symbol, await watch(symbol))
+                if poll is None:
+                    self.on_book(symbol, await source.watch_order_book(symbol, depth))
                     continue
-                self.on_book(symbol, await client.fetch_order_book(symbol))
+                self.on_book(symbol, await poll.fetch_order_book(symbol, depth))
                 await asyncio.sleep(self.book_poll_s)
             except ExchangeError as exc:
                 log.warning("order book of %s: %s; retrying", symbol, exc)

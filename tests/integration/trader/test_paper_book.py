@@ -16,6 +16,7 @@ from tests.fixtures.simulator import SimFactory
 from tests.integration.trader.test_live import SYMBOLS, consecutive, strategy
 from tradeflow.config import ExchangeSettings
 from tradeflow.exchange.ccxt_client import ExchangeClient
+from tradeflow.exchange.orderflow import OrderFlowClient
 from trader.feed import CandleFeed
 from trader.ledger import Ledger
 from trader.model_source import FixedModel
@@ -49,9 +50,9 @@ async def trade_on_the_book(base_url: str, ledger: Ledger, candles: int,
         flow = LiveOrderFlow(settings.symbols, "1m", max_book_age_s=5.0, book_poll_s=0.2)
         broker = BookPaperBroker(flow, taker_bps=10.0, slippage_bps=2.0, quote="USDT")
         trader = Trader(settings, ledger=ledger, feed=feed,
-                        models=FixedModel(model or WiggleModel(), "3"), mode="paper",
+                        models=FixedModel(model or WiggleModel(gain=800.0), "3"), mode="paper",
                         broker=broker, order_flow=flow)
-        streams = asyncio.create_task(flow.run(ex))
+        streams = asyncio.create_task(flow.run(OrderFlowClient(ex)))
         seen: list[int] = []
         original = trader.process
 
@@ -74,11 +75,12 @@ def test_paper_orders_fill_against_the_live_book_with_fees_and_basis(
 ) -> None:
     sim = sim_factory(history_days=0.5, speed=120.0, symbols=tuple(SYMBOLS), ws_update_ms=100)
     ledger = Ledger(f"sqlite:///{tmp_path / 'paper.db'}")
-    trader, seen = asyncio.run(trade_on_the_book(sim.base_url, ledger, 10))
-    assert len(seen) == 10 and consecutive(seen)
+    trader, seen = asyncio.run(trade_on_the_book(sim.base_url, ledger, 14))
+    assert len(seen) == 14 and consecutive(seen)
     assert ledger.check_consistency("live-test") == []
     fills = ledger.fills("live-test")
-    assert fills, "the wiggle model trades within 10 candles"
+    assert fills, ([(o.status, o.error) for o in ledger.orders("live-test")],
+                   trader.summary)
     on_book = [f for f in fills if f.basis and f.basis["source"] == "book"]
     assert on_book, [f.basis for f in fills]
     for f in on_book:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from models.order_flow import BOOK_INPUTS, TRADE_INPUTS, book_inputs, trade_inputs
-from tradeflow.exchange.types import OrderBook, Trade
+from tradeflow.exchange.types import OrderBook
 from trader.order_flow import LiveOrderFlow
 from trader.window import CandleWindow
 
@@ -15,8 +15,9 @@ MIN = 60_000
 NAMES = TRADE_INPUTS + BOOK_INPUTS
 
 
-def trade(i: int, ts: int, price: float, amount: float, side: str) -> Trade:
-    return Trade("BTC/USDT", str(i), ts, price, amount, side)
+def trades(*rows: tuple[int, int, float, float, str]) -> pd.DataFrame:
+    """A stream's frame: id, ts, price, amount, side."""
+    return pd.DataFrame(list(rows), columns=["id", "ts", "price", "amount", "side"])
 
 
 def test_live_inputs_equal_the_recorded_computation() -> None:
@@ -24,16 +25,12 @@ def test_live_inputs_equal_the_recorded_computation() -> None:
     flow = LiveOrderFlow(["BTC/USDT"], "1m", max_book_age_s=5.0, clock=lambda: now[0])
     rng = np.random.default_rng(4)
     ts = np.sort(T0 + 30_000 + rng.integers(0, 2 * MIN, 200))
-    tape = [trade(i + 1, int(t), 100 + rng.normal(), rng.uniform(0.1, 1), "buy" if i % 3 else
-                  "sell") for i, t in enumerate(ts)]
+    recorded = trades(*((i + 1, int(t), 100 + rng.normal(), rng.uniform(0.1, 1),
+                         "buy" if i % 3 else "sell") for i, t in enumerate(ts)))
     book = OrderBook("BTC/USDT", None, ((99.5, 1.0), (99.0, 2.0)), ((100.5, 3.0),))
-    flow.on_trades("BTC/USDT", tape[:60])
-    flow.on_trades("BTC/USDT", tape[50:])  # a repeated batch overlap is dropped by id
+    flow.on_trades("BTC/USDT", recorded.iloc[:60])
+    flow.on_trades("BTC/USDT", recorded.iloc[50:])  # an overlapping batch: repeats dropped
     flow.on_book("BTC/USDT", book)
-    recorded = pd.DataFrame({"id": [int(t.id) for t in tape], "ts": ts,
-                             "price": [t.price for t in tape],
-                             "amount": [t.amount for t in tape],
-                             "side": [t.side for t in tape]})
     snapshot = pd.DataFrame({"ts": [T0 + 2 * MIN], "bid_price": [[99.5, 99.0]],
                              "bid_amount": [[1.0, 2.0]], "ask_price": [[100.5]],
                              "ask_amount": [[3.0]]})
@@ -50,10 +47,10 @@ def test_live_inputs_equal_the_recorded_computation() -> None:
 def test_a_lost_trade_makes_the_candle_missing_and_status_shows_ages() -> None:
     now = [10.0]
     flow = LiveOrderFlow(["BTC/USDT"], "1m", max_book_age_s=5.0, clock=lambda: now[0])
-    flow.on_trades("BTC/USDT", [trade(1, T0 - 1, 100.0, 1.0, "buy"),
-                                trade(2, T0 + 10, 101.0, 1.0, "buy")])
+    flow.on_trades("BTC/USDT", trades((1, T0 - 1, 100.0, 1.0, "buy"),
+                                      (2, T0 + 10, 101.0, 1.0, "buy")))
     assert flow.inputs("BTC/USDT", T0, ("trade_count",)) == (1.0,)
-    flow.on_trades("BTC/USDT", [trade(5, T0 + 20, 102.0, 1.0, "sell")])  # ids 3, 4 lost
+    flow.on_trades("BTC/USDT", trades((5, T0 + 20, 102.0, 1.0, "sell")))  # ids 3, 4 lost
     assert np.isnan(flow.inputs("BTC/USDT", T0, ("trade_count",))[0])
     now[0] += 2.5
     status = flow.status()["BTC/USDT"]

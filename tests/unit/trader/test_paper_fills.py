@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pandas as pd
 import pytest
 
-from tradeflow.exchange.types import OrderBook, Trade
+from tradeflow.exchange.types import OrderBook
 from trader.order_flow import LiveOrderFlow
 from trader.paper_fills import BookPaperBroker, walk_book
 
@@ -74,7 +75,9 @@ def test_without_a_fresh_book_the_last_trade_plus_slippage_is_used_and_said(
         caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     b = broker(clock)
-    b.flow.on_trades("BTC/USDT", [Trade("BTC/USDT", "7", 1_700_000_000_000, 100.0, 0.1, "buy")])
+    b.flow.on_trades("BTC/USDT", pd.DataFrame({"id": [7], "ts": [1_700_000_000_000],
+                                               "price": [100.0], "amount": [0.1],
+                                               "side": ["buy"]}))
     clock.now += 6.0  # the book is now older than max_book_age_s
     with caplog.at_level(logging.WARNING, logger="trader.paper_fills"):
         buy = asyncio.run(b.execute("BTC/USDT", "buy", 1.0, "c4"))
