@@ -170,3 +170,45 @@ def test_the_model_input_names_the_order_flow_columns_it_needs(tape: Tape) -> No
     del state["inputs"]  # a model pickled before order-flow inputs existed
     restored.__setstate__(state)
     assert restored.inputs == pipeline.inputs
+
+
+def test_a_model_with_order_flow_features_serves_frames_and_trader_windows(tape: Tape) -> None:
+    specs = [{"name": "returns", "horizons": [1, 5]}, {"name": "taker_flow", "baseline": 20},
+             "book_spread"]
+    pipeline = FeaturePipeline.from_specs(specs, "1m")
+    candles = attach(tape.candles, "1m", pipeline.inputs, tape.trades, tape.snapshots)
+    feats = pipeline.compute(candles)
+    ok = np.isfinite(feats.to_numpy()).all(axis=1)
+    label = (candles["close"].shift(-1) > candles["close"]).to_numpy(dtype=float)
+    est = make_estimator("logistic", pipeline.columns).fit(feats[ok].iloc[:-1],
+                                                           label[ok][:-1])
+    model = CandleModel(pipeline, {"*": est})
+    frame = candles.assign(symbol="BTC/USDT")
+    out = model.predict_frame(frame)
+    assert np.isfinite(out["probability"].iloc[model.warmup + 5:]).all()
+    window = {c: candles[c].to_numpy()[-(model.warmup + 10):]
+              for c in ("open_time", "open", "high", "low", "close", "volume", *pipeline.inputs)}
+    last = model.predict_last(window, "BTC/USDT")
+    assert last == pytest.approx(out["probability"].iloc[-1], rel=1e-12)
+    assert model.predict_many({"BTC/USDT": window})["BTC/USDT"] == pytest.approx(last)
+    # Order flow missing at the last candle: no probability, never a guess on zeros.
+    window["book_bid_px"] = window["book_bid_px"].copy()
+    window["book_bid_px"][-1] = np.nan
+    assert np.isnan(model.predict_last(window, "BTC/USDT"))
+    with pytest.raises(ValueError, match="book_ask_px"):
+        model.predict_frame(frame.drop(columns=["book_ask_px"]))
+
+
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer:UserWarning")
+def test_a_signature_may_carry_order_flow_inputs_and_nothing_else() -> None:
+    from mlflow.models import infer_signature
+
+    from models.pyfunc import signature_problems
+
+    frame = pd.DataFrame({"symbol": ["BTC/USDT"], "open_time": [T0], "open": [1.0],
+                          "high": [1.0], "low": [1.0], "close": [1.0], "volume": [1.0],
+                          "trade_qty": [np.nan], "book_bid_px": [1.0]})
+    out = frame[["symbol", "open_time"]].assign(probability=0.5)
+    assert signature_problems(infer_signature(frame, out)) == []
+    odd = infer_signature(frame.assign(vwap=1.0), out)
+    assert signature_problems(odd) == ["extra column(s) vwap"]
