@@ -86,6 +86,23 @@ def test_no_order_flow_feature_looks_ahead(tape: Tape) -> None:
     assert result.ok, result.report()
 
 
+def test_the_look_ahead_check_catches_order_flow_from_after_the_close(tape: Tape) -> None:
+    # A leaky aggregation: each candle gets the trades of the next one. Histories cut at a
+    # candle hold no trade after its close, so the check must see the difference.
+    specs = [{"name": "trade_vwap", "minutes": 5, "session": False}]
+    pipeline = FeaturePipeline.from_specs(specs, "1m")
+
+    def leaky(c: pd.DataFrame) -> pd.DataFrame:
+        last_close = int(c["open_time"].iloc[-1]) + MINUTE_MS
+        trades = tape.trades[tape.trades["ts"] < last_close]
+        shifted = c.assign(open_time=c["open_time"] + MINUTE_MS)
+        flow = attach(shifted, "1m", pipeline.inputs, trades, None, covered=(None, None))
+        return pipeline.compute(flow.assign(open_time=c["open_time"].to_numpy()))
+
+    result = check_lookahead(tape.candles, leaky, samples=10, start=100)
+    assert not result.ok and "of_vwap_dist_5m" in result.biased_columns
+
+
 def test_missing_order_flow_is_nan_and_a_quiet_recorded_window_is_not(tape: Tape) -> None:
     pipeline = FeaturePipeline.from_specs(ALL, "1m")
     candles = tape.candles
