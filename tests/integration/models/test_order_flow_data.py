@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.features import FeaturePipeline
@@ -12,7 +14,7 @@ from models.order_flow import attach
 from models.order_flow_data import attach_recorded, coverage_metrics
 from models.training import TrainingDataError, load_training_data
 from tests.integration.models.test_training_support import strategy_data
-from tests.unit.models.order_flow_support import make_tape
+from tests.unit.models.order_flow_support import Tape, make_tape
 from tradeflow.market.orderflow_store import OrderFlowStore
 from tradeflow.market.store import MarketStore
 from tradeflow.strategy import StrategySettings
@@ -23,9 +25,21 @@ FEATURES = [{"name": "returns", "horizons": [1, 5]}, {"name": "trade_vwap", "min
             {"name": "taker_flow"}, {"name": "book_imbalance", "levels": [1, 5]}]
 
 
-def test_recorded_order_flow_reaches_training_as_the_frames_give_it(tmp_path: Path) -> None:
+@dataclass
+class Recorded:
+    tape: Tape
+    market: MarketStore
+    flow: OrderFlowStore
+    trades: pd.DataFrame
+    snaps: pd.DataFrame
+    strategy: StrategySettings
+    end: int
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     tape = make_tape(4 * 1440, seed=2, start_ms=1_700_006_400_000)  # a UTC midnight
-    path = tmp_path / "market.duckdb"
+    path = tmp_path_factory.mktemp("flow") / "market.duckdb"
     market = MarketStore(path)
     market.upsert(tape.candles, exchange="binance", symbol="BTC/USDT", timeframe="1m")
     flow = OrderFlowStore(path)
@@ -41,7 +55,12 @@ def test_recorded_order_flow_reaches_training_as_the_frames_give_it(tmp_path: Pa
         training={"window_days": 3, "folds": 2, "pooled": True},
         promotion={"metric": "sharpe", "min_trades": 1, "max_drawdown_pct": 25,
                    "evaluation_days": 0.5}))
-    end = int(t[-1]) + MIN
+    return Recorded(tape, market, flow, trades, snaps, strategy, int(t[-1]) + MIN)
+
+
+def test_recorded_order_flow_reaches_training_as_the_frames_give_it(recorded: Recorded) -> None:
+    market, flow, strategy, end = recorded.market, recorded.flow, recorded.strategy, recorded.end
+    trades, snaps = recorded.trades, recorded.snaps
     with pytest.raises(TrainingDataError, match="order-flow features but no order-flow store"):
         load_training_data(market, "binance", strategy, end)
     data = load_training_data(market, "binance", strategy, end, order_flow=flow)
@@ -57,7 +76,7 @@ def test_recorded_order_flow_reaches_training_as_the_frames_give_it(tmp_path: Pa
     np.testing.assert_allclose(frame[list(pipeline.inputs)].to_numpy(),
                                expected[list(pipeline.inputs)].to_numpy(), rtol=1e-12)
     before = frame["open_time"].to_numpy() < first_trade
-    assert int(frame["open_time"].iloc[0]) < start and before.any()
+    assert int(frame["open_time"].iloc[0]) < first_trade and before.any()
     assert frame.loc[before, "trade_qty"].isna().all()
     assert frame.loc[~before, "trade_qty"].notna().all()
     share = float((~before[frame["open_time"].to_numpy() >= data.window.start_ms]).mean())
@@ -78,3 +97,34 @@ def test_coverage_is_counted_over_all_symbols_by_candle(tmp_path: Path) -> None:
     empty = attach_recorded(OrderFlowStore(tmp_path / "m.duckdb"), "binance", "1m",
                             {"A": tape.candles}, ("trade_qty", "book_bid_px"))
     assert empty["A"][["trade_qty", "book_bid_px"]].isna().all().all()
+
+
+def test_a_trained_order_flow_model_logs_coverage_and_serves_the_flow_columns(
+        recorded: Recorded, tmp_path: Path) -> None:
+    import mlflow
+    import mlflow.pyfunc
+
+    from models import registry
+    from models.tracking import train_and_log
+    from tests.integration.models.test_training_support import write_profile
+    from tradeflow.config import load_settings
+
+    settings = load_settings(write_profile(tmp_path, tmp_path / "unused.duckdb",
+                                           tmp_path / "mlflow"), env={})
+    registry.configure_tracking(settings)
+    data = load_training_data(recorded.market, "binance", recorded.strategy, recorded.end,
+                              order_flow=recorded.flow)
+    result = train_and_log(data, settings, {"end_ms": recorded.end})
+    run = mlflow.MlflowClient().get_run(result.run_id)
+    metrics, params = run.data.metrics, run.data.params
+    assert metrics["data.orderflow.trades_coverage"] == pytest.approx(
+        data.order_flow["data.orderflow.trades_coverage"])
+    assert "data.orderflow.BTC/USDT.book_coverage" in metrics
+    assert params["data.orderflow.inputs"] == ",".join(result.pipeline.inputs)
+    loaded = mlflow.pyfunc.load_model(result.model_uri)
+    frame = data.candles["BTC/USDT"].iloc[-(result.model.warmup + 5):].assign(
+        symbol="BTC/USDT")
+    out = loaded.predict(frame)
+    expected = result.model.predict_frame(frame)["probability"].to_numpy()
+    np.testing.assert_allclose(out["probability"].to_numpy(), expected, rtol=1e-12)
+    assert np.isfinite(expected[-5:]).all()
