@@ -9,10 +9,11 @@ Which data belongs to candle ``t`` (open ``o``, close ``c = o + period``):
 
 * trades stamped ``o <= ts < c``: a trade at exactly ``c`` opens the next candle, as in the
   exchange's own klines;
-* the book is the latest snapshot stamped ``c - max_age < ts <= c``. A snapshot stamped AT the
-  close is the book at the decision instant (the recorder stamps its close snapshots there, and
-  the live trader reads its book at the same moment), so it counts for ``t``; one stamped a
-  millisecond later belongs to ``t + 1``. No snapshot in that span: the book inputs are NaN.
+* the book is the latest snapshot stamped ``c - max_age < ts <= c``: the recorder's close
+  snapshot (the last book before the close, stamped with its own time) or any cadence one. A
+  snapshot stamped AT the close is the book at the decision instant (the live trader reads its
+  book at that moment), so it counts for ``t``; one stamped a millisecond later belongs to
+  ``t + 1``. No snapshot in that span: the book inputs are NaN.
 
 Missing is NaN, never zero: a candle outside the recorded span (``covered``) has NaN trade
 inputs; a recorded candle without a trade has a count of 0.
