@@ -261,6 +261,10 @@ class Trader:
                 grown = CandleWindow(max(window.size, new.warmup + 1), new.inputs)
                 grown.extend(window.frame())
                 self.windows[s] = grown
+        if new.inputs and self.order_flow is None:
+            log.warning("%s: v%s reads order flow this trader does not stream (it started "
+                        "without): its probabilities stay NaN until a restart", self.name,
+                        new.version)
         self.ledger.set_model_version(self.name, new.version)
         self._note_model(new)
 
