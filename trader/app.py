@@ -126,12 +126,15 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
 
 def order_flow_for(settings: Settings, strategy: StrategySettings, mode: str,
                    inputs: tuple[str, ...]) -> tuple[Any, Any]:
-    """The live order flow (when the model reads it or paper fills use the book) and, for
-    ``trader.paper_fills: book`` on paper, the broker filling against it."""
+    """The live order flow (when the model or the strategy's features read it, or paper fills
+    use the book) and, for ``trader.paper_fills: book`` on paper, the broker filling against
+    it."""
+    from models.features import FeaturePipeline
     from trader.order_flow import LiveOrderFlow
     from trader.paper_fills import BookPaperBroker
 
     book_fills = mode == "paper" and settings.trader.paper_fills == "book"
+    inputs = inputs or FeaturePipeline.from_strategy(strategy).inputs
     if not inputs and not book_fills:
         return None, None
     flow = LiveOrderFlow(strategy.symbols, strategy.timeframe,

@@ -97,3 +97,26 @@ def test_with_no_book_and_no_trade_the_candle_close_is_the_last_resort() -> None
     assert done.basis is not None and done.basis["source"] == "candle_close"
     assert done.basis["note"] == "fallback: no book"
     assert asyncio.run(b.reconcile("BTC/USDT", "c6")) is None
+
+
+def test_the_profile_chooses_book_fills_and_order_flow() -> None:
+    from tradeflow.config import load_settings
+    from tradeflow.strategy import StrategySettings
+    from trader.app import order_flow_for
+
+    settings = load_settings(env={})
+    book = load_settings(env={"TRADEFLOW_TRADER__PAPER_FILLS": "book",
+                              "TRADEFLOW_TRADER__MAX_BOOK_AGE_S": "3"})
+    plain = StrategySettings.model_validate({"name": "p", "symbols": ["BTC/USDT"],
+                                             "features": [{"name": "returns"}],
+                                             "costs": {"taker_bps": 7,
+                                                       "slippage": {"bps": 3}}})
+    flowy = plain.model_copy(update={"features": [{"name": "book_spread"}]})
+    assert order_flow_for(settings, plain, "paper", ()) == (None, None)
+    flow, broker = order_flow_for(book, plain, "paper", ())
+    assert isinstance(broker, BookPaperBroker) and broker.flow is flow
+    assert (broker.taker_bps, broker.slippage_bps, broker.quote) == (7.0, 3.0, "USDT")
+    assert flow.max_book_age_s == 3.0
+    assert order_flow_for(book, plain, "live", ()) == (None, None)  # live: the exchange fills
+    flow, broker = order_flow_for(settings, flowy, "paper", ())
+    assert isinstance(flow, LiveOrderFlow) and broker is None
