@@ -28,7 +28,8 @@ def promote(
     """Promote the newest version to champion only if it wins after fees."""
     job = open_job(load_settings(config), strategy, end=end)
     found = find_candidates_task(job.strategy.model_name)
-    evaluated = evaluate_task(job.store, job.exchange, job.strategy, found, job.end_ms)
+    evaluated = evaluate_task(job.store, job.exchange, job.strategy, found, job.end_ms,
+                              job.order_flow())
     decision = decide_task(evaluated, job.strategy.promotion)
     apply_decision_task(decision)
     publish_promotion_artifact(decision, job.strategy)

@@ -24,7 +24,7 @@ def train(
     """Train a strategy's model on its rolling window and register it as a new version."""
     job = open_job(load_settings(config), strategy, end=end)
     data = load_training_data_task(job.store, job.exchange, job.strategy, job.end_ms,
-                                   window_days)
+                                   window_days, job.order_flow())
     result = train_and_log_task(data, job.settings, {
         "end_ms": job.end_ms, "window_days": window_days, "strategy_file": strategy})
     version = register_task(result)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -50,7 +50,11 @@ Columns = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Bars:
-    """One symbol's candles as float64 arrays (``open_time`` int64 UTC ms), on ``timeframe``."""
+    """One symbol's candles as float64 arrays (``open_time`` int64 UTC ms), on ``timeframe``.
+
+    ``flow`` holds the per-candle order-flow inputs the pipeline's families asked for
+    (:mod:`models.order_flow`); NaN where trades or the book were not recorded.
+    """
 
     timeframe: str
     open_time: np.ndarray
@@ -59,6 +63,7 @@ class Bars:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    flow: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.open_time.shape[0])
@@ -176,6 +181,8 @@ class Family:
     check: Callable[[dict[str, Any], str], None] | None = None
     # Parameters that are themselves features and need resolving (higher timeframe only).
     nested: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+    # Per-candle order-flow input columns the family reads (models.order_flow), if any.
+    inputs: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -225,6 +232,12 @@ def resolve(spec: Any, timeframe: str) -> Resolved:
 def columns_of(feature: Resolved) -> list[str]:
     """Output column names of a resolved feature."""
     return FAMILIES[feature.name].columns(feature.kwargs)
+
+
+def inputs_of(feature: Resolved) -> tuple[str, ...]:
+    """Order-flow input columns a resolved feature reads beside the candles (often none)."""
+    family = FAMILIES[feature.name]
+    return () if family.inputs is None else family.inputs(feature.kwargs)
 
 
 def warmup_of(feature: Resolved, timeframe: str, seed_weight: float) -> int:

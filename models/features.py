@@ -25,13 +25,14 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from models import higher_timeframe
+from models import higher_timeframe, order_flow_features  # noqa: F401  (registers families)
 from models.families import (
     FAMILIES,
     Bars,
     Resolved,
     columns_of,
     compute_feature,
+    inputs_of,
     resolve,
     warmup_of,
 )
@@ -72,7 +73,9 @@ class FeaturePipeline:
     """Validated feature declarations for one base timeframe; computes the feature frame.
 
     Build it with :meth:`from_specs` or :meth:`from_strategy`. ``columns`` lists the output
-    columns in order, ``warmup`` the leading rows to discard (see the module docstring).
+    columns in order, ``warmup`` the leading rows to discard (see the module docstring),
+    ``inputs`` the per-candle order-flow columns (:mod:`models.order_flow`) the candles must
+    carry besides OHLCV (empty without order-flow features).
     """
 
     features: tuple[Resolved, ...]
@@ -80,6 +83,7 @@ class FeaturePipeline:
     seed_weight: float = DEFAULT_SEED_WEIGHT
     columns: tuple[str, ...] = field(init=False)
     warmup: int = field(init=False)
+    inputs: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.seed_weight < 1:
@@ -95,6 +99,13 @@ class FeaturePipeline:
         warmup = max(warmup_of(f, self.timeframe, self.seed_weight) for f in self.features)
         object.__setattr__(self, "columns", tuple(columns))
         object.__setattr__(self, "warmup", int(warmup))
+        object.__setattr__(self, "inputs", _inputs(self.features))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Models pickled before order-flow inputs existed read no inputs.
+        self.__dict__.update(state)
+        if "inputs" not in state:
+            object.__setattr__(self, "inputs", _inputs(self.features))
 
     @classmethod
     def from_specs(
@@ -129,7 +140,7 @@ class FeaturePipeline:
 
         The serving path (one window per candle) skips building a frame around it.
         """
-        bars = bars_from_frame(candles, self.timeframe)
+        bars = bars_from_frame(candles, self.timeframe, self.inputs)
         data: dict[str, np.ndarray] = {}
         for feature in self.features:
             data.update(compute_feature(bars, feature))
@@ -149,6 +160,10 @@ class FeaturePipeline:
         return validate_features(features, self.columns, self.warmup)
 
 
+def _inputs(features: Sequence[Resolved]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c for f in features for c in inputs_of(f)))
+
+
 def _plain(feature: Resolved) -> dict[str, Any]:
     out: dict[str, Any] = {"name": feature.name}
     for key, value in feature.params:
@@ -161,16 +176,18 @@ def _plain(feature: Resolved) -> dict[str, Any]:
 
 
 def bars_from_frame(candles: pd.DataFrame | Mapping[str, np.ndarray],
-                    timeframe: str) -> Bars:
+                    timeframe: str, inputs: Sequence[str] = ()) -> Bars:
     """Arrays of a candle frame, checked: columns present, finite, ascending, on the grid.
 
     A mapping of column name to array is accepted too (the trader's window, which skips
-    building a frame on every candle).
+    building a frame on every candle). ``inputs`` are order-flow columns to carry along
+    (they may hold NaN: not recorded there).
     """
     names = candles.columns if isinstance(candles, pd.DataFrame) else candles.keys()
-    missing = [c for c in CANDLE_COLUMNS if c not in names]
+    needed = [*CANDLE_COLUMNS, *inputs]
+    missing = [c for c in needed if c not in names]
     if missing:
-        raise ValueError(f"candles lack column(s) {missing}; needed: {list(CANDLE_COLUMNS)}")
+        raise ValueError(f"candles lack column(s) {missing}; needed: {needed}")
     # Contiguous copies: one compiled kernel per signature, and no strided views of a caller's
     # 2-D block leak into the feature arrays.
     open_time = np.ascontiguousarray(_column(candles, "open_time", np.int64))
@@ -184,7 +201,8 @@ def bars_from_frame(candles: pd.DataFrame | Mapping[str, np.ndarray],
         raise ValueError("candles must be strictly ascending by open_time")
     if (higher_timeframe.floor_times(open_time, timeframe) != open_time).any():
         raise ValueError(f"candle open times are not on the {timeframe} grid")
-    return Bars(timeframe, open_time, **arrays)
+    flow = {c: np.ascontiguousarray(_column(candles, c, np.float64)) for c in inputs}
+    return Bars(timeframe, open_time, **arrays, flow=flow)
 
 
 def _column(candles: pd.DataFrame | Mapping[str, np.ndarray], name: str,

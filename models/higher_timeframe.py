@@ -9,7 +9,7 @@ higher-timeframe candle it belongs to, which is partial at that point.
 
 Columns are ``htf_{timeframe}_{column}``, e.g. ``htf_1h_ret_1``, ``htf_1h_rsi_14``. Inner
 features are names (default parameters) or ``{name: ..., <param>: ...}`` mappings; any family
-except ``time_of_day`` and ``higher_timeframe`` itself.
+except ``time_of_day``, the order-flow families and ``higher_timeframe`` itself.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from models.families import (
     Resolved,
     columns_of,
     compute_feature,
+    inputs_of,
     register,
     resolve,
     warmup_of,
@@ -131,6 +132,11 @@ def _inner(p: dict[str, Any], base_tf: str) -> dict[str, Any]:
             inner.append(resolve(spec, tf))
         except ValueError as exc:
             raise ValueError(f"feature {NAME!r} ({tf}): {exc}") from None
+        if inputs_of(inner[-1]):
+            raise ValueError(
+                f"feature {NAME!r}: parameter 'features' cannot include the order-flow feature "
+                f"{name!r}; declare it at the strategy timeframe"
+            )
     columns = [c for f in inner for c in columns_of(f)]
     if len(set(columns)) != len(columns):
         raise ValueError(f"feature {NAME!r}: parameter 'features' repeats a column: {columns}")

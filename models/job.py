@@ -18,6 +18,7 @@ from models.registry import configure_tracking
 from models.training import resolve_end
 from tradeflow.config import Settings
 from tradeflow.config_files import ConfigError, display_path
+from tradeflow.market.orderflow_store import OrderFlowStore, open_orderflow_store
 from tradeflow.market.store import MarketStore, open_store
 from tradeflow.strategy import StrategySettings, load_strategy
 
@@ -36,6 +37,14 @@ class Job:
     @property
     def exchange(self) -> str:
         return self.settings.exchange.id
+
+    def order_flow(self) -> OrderFlowStore | None:
+        """The recorded order flow, for a strategy with order-flow features (else None)."""
+        from models.features import FeaturePipeline
+
+        if not FeaturePipeline.from_strategy(self.strategy).inputs:
+            return None
+        return open_orderflow_store(self.settings)
 
 
 def check_features(strategy: StrategySettings, path: str | os.PathLike[str]) -> None:

@@ -33,8 +33,10 @@ import numpy as np
 import pandas as pd
 
 from models import registry
+from models.features import FeaturePipeline
 from models.labels import make_labels
-from models.pyfunc import INPUT_COLUMNS, signature_problems
+from models.order_flow_data import OrderFlowReader, attach_recorded
+from models.pyfunc import INPUT_COLUMNS, ORDER_FLOW_INPUTS, signature_problems
 from models.scoring import auc_and_log_loss
 from models.training import DAY_MS, load_candles
 from tradeflow import timeframes
@@ -99,10 +101,16 @@ def evaluation_window(strategy: StrategySettings, end_ms: int) -> EvaluationWind
 
 
 def load_evaluation_candles(store: MarketStore, exchange: str, strategy: StrategySettings,
-                            window: EvaluationWindow, warmup: int) -> dict[str, pd.DataFrame]:
-    """Validated candles of the window plus ``warmup`` candles before it, per symbol."""
+                            window: EvaluationWindow, warmup: int,
+                            order_flow: OrderFlowReader | None = None
+                            ) -> dict[str, pd.DataFrame]:
+    """Validated candles of the window plus ``warmup`` candles before it, per symbol; with
+    every order-flow input when the strategy has order-flow features and ``order_flow``."""
     history = max(warmup, 0) * timeframes.duration_ms(strategy.timeframe)
-    return load_candles(store, exchange, strategy, window.start_ms - history, window.end_ms)
+    candles = load_candles(store, exchange, strategy, window.start_ms - history, window.end_ms)
+    if order_flow is None or not FeaturePipeline.from_strategy(strategy).inputs:
+        return candles
+    return attach_recorded(order_flow, exchange, strategy.timeframe, candles, ORDER_FLOW_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,8 @@ def candle_input(candles: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     parts = [frame.assign(symbol=symbol) for symbol, frame in candles.items()]
     out = pd.concat(parts, ignore_index=True)
     out["open_time"] = out["open_time"].astype(np.int64)
-    return out.loc[:, list(INPUT_COLUMNS)]
+    flow = [c for c in ORDER_FLOW_INPUTS if c in out.columns]
+    return out.loc[:, [*INPUT_COLUMNS, *flow]]
 
 
 def score_model(model: Any, version: str, candles: Mapping[str, pd.DataFrame],
@@ -409,7 +418,8 @@ class Evaluated:
 
 
 def evaluate_candidates(store: MarketStore, exchange: str, strategy: StrategySettings,
-                        found: Candidates, end_ms: int) -> Evaluated:
+                        found: Candidates, end_ms: int,
+                        order_flow: OrderFlowReader | None = None) -> Evaluated:
     """Load both versions and score them on the same candles of the evaluation window.
 
     A challenger whose signature does not fit is tagged ``rejected`` and
@@ -430,7 +440,8 @@ def evaluate_candidates(store: MarketStore, exchange: str, strategy: StrategySet
             champion_model, warm_k = load_version(found.model_name, found.champion)
         except SignatureMismatch as exc:
             error = str(exc)
-    candles = load_evaluation_candles(store, exchange, strategy, window, max(warm_c, warm_k))
+    candles = load_evaluation_candles(store, exchange, strategy, window, max(warm_c, warm_k),
+                                      order_flow)
     c_score = score_model(challenger, found.challenger.version, candles, strategy, window)
     k_score = c_score if same else None
     if champion_model is not None and found.champion is not None:
@@ -447,10 +458,11 @@ def decide_evaluated(evaluated: Evaluated, rules: PromotionSettings) -> Decision
 
 
 def run_promotion(store: MarketStore, exchange: str, strategy: StrategySettings,
-                  end_ms: int) -> Decision:
+                  end_ms: int, order_flow: OrderFlowReader | None = None) -> Decision:
     """Find, evaluate, decide and apply in one call (what ``tradeflow promote`` runs)."""
     found = find_candidates(strategy.model_name)
-    decision = decide_evaluated(evaluate_candidates(store, exchange, strategy, found, end_ms),
-                                strategy.promotion)
+    decision = decide_evaluated(
+        evaluate_candidates(store, exchange, strategy, found, end_ms, order_flow),
+        strategy.promotion)
     apply_decision(decision)
     return decision

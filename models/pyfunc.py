@@ -3,7 +3,10 @@
 Input contract (one frame, any number of symbols):
 
     symbol (str), open_time (int64, candle OPEN in UTC ms), open, high, low, close,
-    volume (float64); ascending by open_time within each symbol, on the strategy timeframe.
+    volume (float64); ascending by open_time within each symbol, on the strategy timeframe;
+    plus, for a strategy with order-flow features, the per-candle order-flow inputs its
+    pipeline reads (``model.input_columns``; float64, NaN where not recorded; see
+    :mod:`models.order_flow`).
 
 Output: a frame with ``symbol``, ``open_time`` and ``probability`` (p(up), float64), one row
 per input row in input order; ``probability`` is NaN where the features are not yet warm
@@ -26,10 +29,12 @@ from mlflow.pyfunc import PythonModel
 
 from models.estimators import MOMENTUM_COLUMN, Estimator, momentum_returns
 from models.features import FeaturePipeline, rows_of
+from models.order_flow import BOOK_INPUTS, TRADE_INPUTS
 
 __all__ = [
     "INPUT_COLUMNS",
     "INPUT_TYPES",
+    "ORDER_FLOW_INPUTS",
     "OUTPUT_COLUMNS",
     "POOLED",
     "CandleModel",
@@ -42,6 +47,8 @@ INPUT_COLUMNS = ("symbol", "open_time", "open", "high", "low", "close", "volume"
 INPUT_TYPES: dict[str, str] = {"symbol": "string", "open_time": "long", "open": "double",
                                "high": "double", "low": "double", "close": "double",
                                "volume": "double"}
+# Order-flow inputs a model may take besides the candles (double, NaN where not recorded).
+ORDER_FLOW_INPUTS = TRADE_INPUTS + BOOK_INPUTS
 OUTPUT_COLUMNS = ("symbol", "open_time", "probability")
 POOLED = "*"  # estimator key of a model pooled over all symbols
 # Distributions the model needs at load time, pinned to what trained it. The model class
@@ -100,6 +107,11 @@ class CandleModel(PythonModel):
             out[MOMENTUM_COLUMN] = momentum_returns(candles["close"].to_numpy(),
                                                     self.momentum_horizon)
         return out
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """Columns of the input contract this model reads: the candles', then order flow."""
+        return INPUT_COLUMNS + self.pipeline.inputs
 
     @property
     def timeframe(self) -> str:
@@ -200,9 +212,10 @@ class CandleModel(PythonModel):
 
     def predict_frame(self, candles: pd.DataFrame) -> pd.DataFrame:
         """The model output for a frame of the input contract (see the module docstring)."""
-        missing = [c for c in INPUT_COLUMNS if c not in candles.columns]
+        missing = [c for c in self.input_columns if c not in candles.columns]
         if missing:
-            raise ValueError(f"candles lack column(s) {missing}; needed: {list(INPUT_COLUMNS)}")
+            raise ValueError(f"candles lack column(s) {missing}; "
+                             f"needed: {list(self.input_columns)}")
         symbols = candles["symbol"].astype(str).to_numpy()
         proba = np.full(len(candles), np.nan)
         for symbol in pd.unique(symbols):
@@ -224,7 +237,8 @@ class CandleModel(PythonModel):
 def signature_problems(signature: Any) -> list[str]:
     """What is wrong with a model signature's input against :data:`INPUT_TYPES` (empty if ok).
 
-    One entry per problem: missing columns, extra columns, columns of the wrong type.
+    One entry per problem: missing columns, extra columns, columns of the wrong type. The
+    order-flow inputs (:data:`ORDER_FLOW_INPUTS`, double) may come on top.
     """
     inputs = getattr(signature, "inputs", None)
     if inputs is None:
@@ -237,12 +251,13 @@ def signature_problems(signature: Any) -> list[str]:
         found[str(spec.name)] = getattr(kind, "name", str(kind))
     problems = []
     missing = [c for c in INPUT_COLUMNS if c not in found]
-    extra = [c for c in found if c not in INPUT_TYPES]
+    extra = [c for c in found if c not in INPUT_TYPES and c not in ORDER_FLOW_INPUTS]
     if missing:
         problems.append(f"missing column(s) {', '.join(missing)}")
     if extra:
         problems.append(f"extra column(s) {', '.join(extra)}")
-    wrong = [f"{c} is {found[c]} (expected {t})" for c, t in INPUT_TYPES.items()
+    expected = INPUT_TYPES | dict.fromkeys(ORDER_FLOW_INPUTS, "double")
+    wrong = [f"{c} is {found[c]} (expected {t})" for c, t in expected.items()
              if c in found and found[c] != t]
     if wrong:
         problems.append("wrong type: " + ", ".join(wrong))

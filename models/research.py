@@ -44,6 +44,7 @@ from models.estimators import (
     momentum_returns,
 )
 from models.features import FeaturePipeline
+from models.order_flow_data import attach_recorded
 from models.pyfunc import POOLED, CandleModel
 from tradeflow import timeframes
 from tradeflow.backtest import (
@@ -355,6 +356,14 @@ def prepare(store: MarketStore, settings: Settings, strategy: StrategySettings,
     model = resolve_model(choice, strategy, settings)
     data = load_strategy_candles(store, settings.exchange.id, strategy, window,
                                  history=model.warmup, backfill_hint=backfill_hint)
+    inputs = FeaturePipeline.from_strategy(strategy).inputs
+    if inputs:  # order-flow features: the recorded order flow per candle (NaN where none)
+        from tradeflow.market.orderflow_store import open_orderflow_store
+
+        with open_orderflow_store(settings) as flow:
+            recorded = attach_recorded(flow, settings.exchange.id, strategy.timeframe,
+                                       data.candles, inputs)
+        data = replace(data, candles=recorded)
     if model.baseline == "momentum":
         fitted = baseline_model("momentum", strategy, data.candles)
         model = replace(fitted, label=model.label, slug=model.slug)

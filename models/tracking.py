@@ -41,7 +41,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from models.job import Job
-from models.pyfunc import INPUT_COLUMNS, pip_requirements
+from models.pyfunc import pip_requirements
 from models.registry import VersionInfo, register_version
 from models.scoring import finite_metrics
 from models.training import (
@@ -133,6 +133,7 @@ def all_metrics(result: TrainingResult) -> list[tuple[str, float, int]]:
             ("data.labelled", float(result.labelled), 0),
             ("data.candles", float(sum(len(f) for f in result.candles.values())), 0)]
     out += [(k, v, 0) for k, v in result.set_aside.metrics().items()]
+    out += [(k, v, 0) for k, v in result.order_flow.items()]
     return out
 
 
@@ -142,7 +143,7 @@ def example_input(result: TrainingResult, extra_rows: int = 3) -> pd.DataFrame:
     rows = frame.iloc[-(result.model.warmup + extra_rows):].reset_index(drop=True)
     out = rows.assign(symbol=symbol)
     out["open_time"] = out["open_time"].astype(np.int64)
-    return out.loc[:, list(INPUT_COLUMNS)]
+    return out.loc[:, list(result.model.input_columns)]
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -218,6 +219,8 @@ def log_training(result: TrainingResult, settings: Settings,
     params["data_hash"] = result.data_hash
     params["features.columns"] = json.dumps(config["features"]["columns"])
     params["features.warmup"] = str(result.model.warmup)
+    if result.pipeline.inputs:
+        params["data.orderflow.inputs"] = ",".join(result.pipeline.inputs)
     name = f"{result.strategy.name}-{result.window.tags()['train_end'].replace(' ', 'T')}"
     client = mlflow.MlflowClient()
     example = example_input(result)
@@ -310,7 +313,8 @@ def train_and_log(data: TrainingData, settings: Settings,
 
 def run_training(job: Job, window_days: float | None = None) -> TrainingResult:
     """Load, train, log and register (what ``tradeflow train`` runs, without Prefect)."""
-    data = load_training_data(job.store, job.exchange, job.strategy, job.end_ms, window_days)
+    data = load_training_data(job.store, job.exchange, job.strategy, job.end_ms, window_days,
+                              job.order_flow())
     request = {"end_ms": job.end_ms, "window_days": window_days}
     result = train_and_log(data, job.settings, request)
     register_training(result)

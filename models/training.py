@@ -34,6 +34,7 @@ import pandas as pd
 from models.estimators import MOMENTUM_COLUMN, Estimator, make_estimator, momentum_returns
 from models.features import FeaturePipeline
 from models.labels import make_labels
+from models.order_flow_data import OrderFlowReader, attach_recorded, coverage_metrics
 from models.pyfunc import POOLED, CandleModel
 from models.scoring import auc_and_log_loss, sharpe_confidence, sharpe_tstat
 from models.walkforward import walk_forward_folds
@@ -159,12 +160,13 @@ def load_candles(store: MarketStore, exchange: str, strategy: StrategySettings, 
 
 
 def data_hash(candles: Mapping[str, pd.DataFrame]) -> str:
-    """sha256 over each symbol's name and its open_time, OHLCV arrays (in the given order)."""
+    """sha256 over each symbol's name and its open_time, OHLCV (and order-flow) arrays."""
     digest = hashlib.sha256()
     for symbol, frame in candles.items():
         digest.update(symbol.encode())
         digest.update(np.ascontiguousarray(frame["open_time"].to_numpy(np.int64)).tobytes())
-        block = frame.loc[:, list(CANDLE_FIELDS[1:])].to_numpy(dtype=np.float64)
+        extra = [c for c in frame.columns if c not in CANDLE_FIELDS]
+        block = frame.loc[:, [*CANDLE_FIELDS[1:], *extra]].to_numpy(dtype=np.float64)
         digest.update(np.ascontiguousarray(block).tobytes())
     return digest.hexdigest()
 
@@ -178,17 +180,31 @@ class TrainingData:
     candles: dict[str, pd.DataFrame]
     data_hash: str
     set_aside: SetAside = field(default_factory=SetAside)
+    order_flow: dict[str, float] = field(default_factory=dict)  # data.orderflow.* coverage
 
 
 def load_training_data(store: MarketStore, exchange: str, strategy: StrategySettings,
-                       end_ms: int, window_days: float | None = None) -> TrainingData:
-    """Candles of the training window plus warm-up, never a candle of the holdout."""
+                       end_ms: int, window_days: float | None = None,
+                       order_flow: OrderFlowReader | None = None) -> TrainingData:
+    """Candles of the training window plus warm-up, never a candle of the holdout.
+
+    A strategy with order-flow features also gets the recorded order flow per candle from
+    ``order_flow`` (NaN where none was recorded) and its coverage.
+    """
     pipeline = FeaturePipeline.from_strategy(strategy)
     window = train_window(strategy, end_ms, window_days, pipeline.warmup)
     candles = load_candles(store, exchange, strategy, window.load_from_ms, window.end_ms)
     keys = [SeriesKey(exchange, s, strategy.timeframe) for s in strategy.symbols]
     aside = set_aside(store, keys, window.load_from_ms, window.end_ms - 1)
-    return TrainingData(strategy, window, candles, data_hash(candles), aside)
+    coverage: dict[str, float] = {}
+    if pipeline.inputs:
+        if order_flow is None:
+            raise TrainingDataError(f"strategy {strategy.name!r} has order-flow features but "
+                                    "no order-flow store was given")
+        candles = attach_recorded(order_flow, exchange, strategy.timeframe, candles,
+                                  pipeline.inputs)
+        coverage = coverage_metrics(candles, window.start_ms)
+    return TrainingData(strategy, window, candles, data_hash(candles), aside, coverage)
 
 
 # -- samples ---------------------------------------------------------------------------------
@@ -382,6 +398,7 @@ class TrainingResult:
     labelled: int
     candles: dict[str, pd.DataFrame]
     set_aside: SetAside = field(default_factory=SetAside)
+    order_flow: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
     model_uri: str | None = None
     version: str | None = None
@@ -464,4 +481,5 @@ def fit_and_evaluate(data: TrainingData) -> TrainingResult:
     model = CandleModel(pipeline, estimators, metadata,
                         momentum_horizon=strategy.label.horizon if reads_momentum else None)
     return TrainingResult(strategy, data.window, data.data_hash, pipeline, model, evaluations,
-                          len(samples), labelled, data.candles, data.set_aside)
+                          len(samples), labelled, data.candles, data.set_aside,
+                          order_flow=data.order_flow)

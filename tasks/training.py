@@ -12,6 +12,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from models.order_flow_data import OrderFlowReader
 from models.promotion import (
     Candidates,
     Decision,
@@ -48,9 +49,10 @@ def artifact_key(prefix: str, strategy: StrategySettings) -> str:
 
 @task(name="load-training-data", cache_policy=NO_CACHE)
 def load_training_data_task(store: MarketStore, exchange: str, strategy: StrategySettings,
-                            end_ms: int, window_days: float | None) -> TrainingData:
+                            end_ms: int, window_days: float | None,
+                            order_flow: OrderFlowReader | None = None) -> TrainingData:
     """Load the validated candles of the training window (holdout excluded) and hash them."""
-    return load_training_data(store, exchange, strategy, end_ms, window_days)
+    return load_training_data(store, exchange, strategy, end_ms, window_days, order_flow)
 
 
 @task(name="train-and-log", cache_policy=NO_CACHE)
@@ -85,9 +87,10 @@ def find_candidates_task(model_name: str) -> Candidates:
 
 @task(name="evaluate-candidates", cache_policy=NO_CACHE)
 def evaluate_task(store: MarketStore, exchange: str, strategy: StrategySettings,
-                  found: Candidates, end_ms: int) -> Evaluated:
+                  found: Candidates, end_ms: int,
+                  order_flow: OrderFlowReader | None = None) -> Evaluated:
     """Score challenger and champion on the same evaluation window, after fees."""
-    return evaluate_candidates(store, exchange, strategy, found, end_ms)
+    return evaluate_candidates(store, exchange, strategy, found, end_ms, order_flow)
 
 
 @task(name="decide-promotion", cache_policy=NO_CACHE)

@@ -185,6 +185,12 @@ class TraderSettings(Frozen):
     rest_poll_s: float = Field(5.0, gt=0, description="REST polling period without websocket")
     metrics_port: int | None = Field(9108, ge=0, le=65535, description="Prometheus; 0 = off")
     use_websocket: bool = True
+    paper_fills: Literal["next_open", "book"] = Field(
+        "next_open", description="paper market orders: at the next open as the backtester "
+        "fills, or against the live book at decision time")
+    max_book_age_s: float = Field(10.0, gt=0, description="an older live book is not used")
+    book_poll_s: float = Field(1.0, gt=0, description="order-book polling period without "
+                               "an order-book stream")
 
 
 class RecorderSettings(Frozen):

@@ -15,6 +15,7 @@ from typing import Any
 from tradeflow.config import Settings
 from tradeflow.errors import UsageError, UserError
 from tradeflow.strategy import StrategySettings, load_strategy
+from tradeflow.symbols import parse_symbol
 from trader.run_summary import RunSummary
 from trader.runner import Trader
 
@@ -99,7 +100,7 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
     if mode == "live":
         await check_live_keys(settings)
     models = ChampionSource(settings, strategy)
-    models.load()  # no champion: say so before anything else is opened
+    served = models.load()  # no champion: say so before anything else is opened
     ledger = ledger_for(settings, mode)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -120,27 +121,67 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
                               stale_after_s=settings.trader.stale_after_s,
                               reconnect_max_s=settings.trader.reconnect_max_s,
                               rest_poll_s=settings.trader.rest_poll_s)
-            broker = LiveBroker(client, markets) if mode == "live" else None
+            flow, broker = order_flow_for(settings, strategy, mode, served.inputs)
+            if mode == "live":
+                broker = LiveBroker(client, markets)
             trader = Trader(strategy, ledger=ledger, feed=feed, models=models, mode=mode,
                             broker=broker, metrics=metrics,
                             status_path=status_path(settings, strategy.name),
-                            resume_halted=resume_halted)
+                            resume_halted=resume_halted, order_flow=flow)
+            streams = None
+            if flow is not None:
+                from tradeflow.exchange.orderflow import OrderFlowClient
+
+                poll = None if settings.trader.use_websocket else client
+                streams = asyncio.create_task(flow.run(OrderFlowClient(
+                    client, aggregated=settings.recorder.aggregated_trades), poll=poll),
+                                              name="trader:order-flow")
             run = asyncio.create_task(trader.run(max_candles=max_candles))
             stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if run not in done:  # stop requested: cancel between awaits, keep what is booked
-                run.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run
-                return trader.summary
-            stopper.cancel()
-            return run.result()
+            try:
+                done, _ = await asyncio.wait({run, stopper},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if run not in done:  # stop requested: cancel between awaits, keep the booked
+                    run.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await run
+                    return trader.summary
+                stopper.cancel()
+                return run.result()
+            finally:
+                if streams is not None:
+                    streams.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await streams
     finally:
         ledger.close()
         metrics.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+def order_flow_for(settings: Settings, strategy: StrategySettings, mode: str,
+                   inputs: tuple[str, ...]) -> tuple[Any, Any]:
+    """The live order flow (when the model or the strategy's features read it, or paper fills
+    use the book) and, for ``trader.paper_fills: book`` on paper, the broker filling against
+    it."""
+    from models.features import FeaturePipeline
+    from trader.order_flow import LiveOrderFlow
+    from trader.paper_fills import BookPaperBroker
+
+    book_fills = mode == "paper" and settings.trader.paper_fills == "book"
+    inputs = inputs or FeaturePipeline.from_strategy(strategy).inputs
+    if not inputs and not book_fills:
+        return None, None
+    flow = LiveOrderFlow(strategy.symbols, strategy.timeframe,
+                         max_book_age_s=settings.trader.max_book_age_s,
+                         book_poll_s=settings.trader.book_poll_s)
+    if not book_fills:
+        return flow, None
+    quote = parse_symbol(strategy.symbols[0]).quote
+    return flow, BookPaperBroker(flow, taker_bps=strategy.costs.taker_bps,
+                                 slippage_bps=strategy.costs.slippage.bps, quote=quote)
 
 
 def read_status(settings: Settings, strategy: str) -> dict[str, Any] | None:

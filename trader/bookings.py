@@ -64,9 +64,11 @@ class LedgerBook:
                        for f in group])
 
     def apply_fill(self, client_order_id: str, trade_id: str, price: float, qty: float,
-                   fee: float, fee_currency: str, t: int) -> None:
+                   fee: float, fee_currency: str, t: int,
+                   basis: dict[str, Any] | None = None) -> None:
         """Book a fill against its order (a repeated trade id is a no-op)."""
-        if self.ledger.apply_fill(client_order_id, trade_id, price, qty, fee, fee_currency, t):
+        if self.ledger.apply_fill(client_order_id, trade_id, price, qty, fee, fee_currency, t,
+                                  basis):
             self.summary.fills += 1
 
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from tradeflow.exchange.types import (
     ExchangeError,
@@ -37,6 +38,18 @@ class Execution:
     fee: float
     fee_currency: str | None
     rejected: str | None = None
+    basis: dict[str, Any] | None = None  # what a paper fill was priced on (ledger fills.basis)
+
+
+class Broker(Protocol):
+    """Where market orders go: the exchange (:class:`LiveBroker`) or a paper book."""
+
+    def tradable_amount(self, symbol: str, amount: float, price: float) -> float: ...
+
+    async def execute(self, symbol: str, side: str, amount: float,
+                      client_order_id: str) -> Execution: ...
+
+    async def reconcile(self, symbol: str, client_order_id: str) -> Execution | None: ...
 
 
 class LiveBroker:

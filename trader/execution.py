@@ -8,9 +8,10 @@ decisions) of every timestamp.
   the previous close filling at this open, exactly as the backtester fills them. A whole
   candle is one ledger transaction: after a kill it is either fully booked or not at all.
 * :class:`LiveExecution` sends market orders through the broker with the decision's client
-  order id, books the exchange's fills, and after a restart settles the orders a previous run
-  recorded but never saw confirmed (reconciliation). No transaction spans a candle: the
-  exchange is awaited in between, and every write is idempotent on its own.
+  order id (the exchange's, or :class:`trader.paper_fills.BookPaperBroker` filling paper
+  orders against the live book), books the broker's fills, and after a restart settles the
+  orders a previous run recorded but never saw confirmed (reconciliation). No transaction
+  spans a candle: the broker is awaited in between, and every write is idempotent on its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 
 from tradeflow.backtest.live_engine import Decision, Fill, PortfolioEngine
 from trader.bookings import LedgerBook, by_symbol
-from trader.brokers import LiveBroker
+from trader.brokers import Broker
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class LiveExecution:
 
     simulates_fills = False
 
-    def __init__(self, book: LedgerBook, broker: LiveBroker) -> None:
+    def __init__(self, book: LedgerBook, broker: Broker) -> None:
         self.book = book
         self.broker = broker
 
@@ -188,7 +189,8 @@ class LiveExecution:
         if execution.filled > 0 and execution.average:
             self.book.apply_fill(cid, f"x-{execution.exchange_order_id}", execution.average,
                                  execution.filled, execution.fee,
-                                 execution.fee_currency or self.book.quote, t)
+                                 execution.fee_currency or self.book.quote, t,
+                                 execution.basis)
 
     def _sync(self, engine: PortfolioEngine) -> None:
         """Take cash and holdings from the ledger, which books the exchange's fills."""

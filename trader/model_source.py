@@ -46,6 +46,11 @@ class ServedModel:
     def warmup(self) -> int:
         return int(self.model.warmup)
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Per-candle order-flow columns the model reads besides the candles (often none)."""
+        return tuple(getattr(getattr(self.model, "pipeline", None), "inputs", ()))
+
     def predict(self, window: Mapping[str, np.ndarray], symbol: str) -> float:
         """p(up) at the window's last candle; NaN while the window is shorter than warm-up.
 
@@ -72,6 +77,7 @@ class ServedModel:
         would otherwise land on the first closed candle and delay the ones queued behind it.
         """
         window = synthetic_window(self.warmup + 2, str(self.model.timeframe))
+        window |= {c: np.full(self.warmup + 2, np.nan) for c in self.inputs}
         return self.predict_all(dict.fromkeys(symbols, window))
 
 

@@ -11,6 +11,9 @@ protocol of :class:`Trader`:
    sends it at once.
 4. equity snapshot, then the engine's snapshot: the candle is done.
 
+Order flow (:class:`trader.order_flow.LiveOrderFlow`, when given) adds each candle's
+order-flow inputs to the window for a model with order-flow features, and prices paper fills
+against the live book (``broker`` = :class:`trader.paper_fills.BookPaperBroker` in paper mode).
 Paper or live is the :mod:`trader.execution` behind one interface; metrics and the status
 file are :mod:`trader.observers`; the model and its hot swap are
 :class:`trader.model_source.HotSwap`.
@@ -38,11 +41,12 @@ from tradeflow.backtest.live_engine import Candle, Decision, PortfolioEngine
 from tradeflow.strategy import StrategySettings
 from tradeflow.symbols import parse_symbol
 from trader.bookings import LedgerBook
-from trader.brokers import LiveBroker
+from trader.brokers import Broker
 from trader.execution import Execution, LiveExecution, PaperExecution
 from trader.ledger import Ledger
 from trader.model_source import HotSwap, ModelSource, ServedModel
 from trader.observers import MetricsObserver, Observer, StatusFile
+from trader.order_flow import LiveOrderFlow
 from trader.prometheus import TraderMetrics
 from trader.run_summary import RunSummary
 from trader.window import CandleWindow
@@ -63,9 +67,10 @@ class Trader:
     """One strategy's trader over one feed, execution and ledger."""
 
     def __init__(self, strategy: StrategySettings, *, ledger: Ledger, feed: Feed,
-                 models: ModelSource, mode: str = "paper", broker: LiveBroker | None = None,
+                 models: ModelSource, mode: str = "paper", broker: Broker | None = None,
                  metrics: TraderMetrics | None = None, status_path: Path | None = None,
-                 quote: str | None = None, resume_halted: bool = False) -> None:
+                 quote: str | None = None, resume_halted: bool = False,
+                 order_flow: LiveOrderFlow | None = None) -> None:
         if mode not in ("paper", "live"):
             raise ValueError(f"mode must be paper or live, not {mode!r}")
         if mode == "live" and broker is None:
@@ -89,9 +94,10 @@ class Trader:
             self.observers.append(StatusFile(status_path))
         book = LedgerBook(strategy, ledger, self.summary, self.observers,
                           quote or parse_symbol(strategy.symbols[0]).quote, self._model_version)
-        self.execution: Execution = PaperExecution(book)
-        if broker is not None and mode == "live":
-            self.execution = LiveExecution(book, broker)
+        self.order_flow = order_flow
+        # Paper with a broker: fills against the live book, booked like live ones.
+        self.execution: Execution = PaperExecution(book) if broker is None \
+            else LiveExecution(book, broker)
         self.newest_seen: int | None = None  # newest candle the exchange has started
         if hasattr(feed, "on_message"):
             feed.on_message = self._seen
@@ -147,7 +153,7 @@ class Trader:
         start = resume - need * self.step
         for s in self.strategy.symbols:
             history = await self.feed.history(s, start, resume)
-            self.windows[s] = CandleWindow(self.model.warmup + 1)
+            self.windows[s] = CandleWindow(self.model.warmup + 1, self.model.inputs)
             self.windows[s].extend(history)
             self.engine.closes[s].clear()
             self.engine.warm(s, history["close"].to_numpy())
@@ -181,6 +187,8 @@ class Trader:
             fills = engine.on_open(t, {s: c.open for s, c in batch.items()},
                                    simulate=execution.simulates_fills)
             await execution.opened(t, engine, refs, fills)
+            if self.order_flow is not None:
+                await self.order_flow.settle(t + self.step)
             probs = self._score(batch)
             fills, decisions = engine.on_close(t, batch, probs, now_ms=t + self.step)
             # Catching up after downtime: no market orders on old candles.
@@ -192,10 +200,14 @@ class Trader:
 
     def _score(self, batch: Mapping[str, Candle]) -> dict[str, float]:
         assert self.model is not None
-        windows = {}
+        windows, flow = {}, self.order_flow
         for s, c in batch.items():
             window = self.windows[s]
-            window.append((c.open_time, c.open, c.high, c.low, c.close, c.volume))
+            extra = flow.inputs(s, c.open_time, window.extra) if flow is not None else \
+                (float("nan"),) * len(window.extra)
+            window.append((c.open_time, c.open, c.high, c.low, c.close, c.volume, *extra))
+            if flow is not None:
+                flow.candle_closed(s, c.close)
             windows[s] = window.columns()
         return self.model.predict_all(windows)
 
@@ -245,10 +257,14 @@ class Trader:
         log.info("%s: champion changed %s -> %s", self.name, old.version if old else None,
                  new.version)
         for s, window in self.windows.items():
-            if window.size < new.warmup + 1:  # a longer warm-up needs a wider window
-                grown = CandleWindow(new.warmup + 1)
+            if window.size < new.warmup + 1 or window.extra != new.inputs:
+                grown = CandleWindow(max(window.size, new.warmup + 1), new.inputs)
                 grown.extend(window.frame())
                 self.windows[s] = grown
+        if new.inputs and self.order_flow is None:
+            log.warning("%s: v%s reads order flow this trader does not stream (it started "
+                        "without): its probabilities stay NaN until a restart", self.name,
+                        new.version)
         self.ledger.set_model_version(self.name, new.version)
         self._note_model(new)
 
@@ -280,4 +296,5 @@ class Trader:
             "cash": engine.cash if engine else None,
             "risk_mode": engine.risk.mode.value if engine else None,
             "streams": [asdict(s) for s in self.feed.status()],
+            "order_flow": self.order_flow.status() if self.order_flow else None,
         }

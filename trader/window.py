@@ -14,16 +14,20 @@ class CandleWindow:
     """The most recent candles of one symbol as numpy columns (the model's input window).
 
     Column-major, so each column of the window is a contiguous slice (no copies when the
-    model turns the frame back into arrays).
+    model turns the frame back into arrays). ``extra`` names further per-candle columns
+    (order-flow inputs) appended after the candle's; a frame without them extends with NaN.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, extra: tuple[str, ...] = ()) -> None:
         self.size = max(size, 2)
-        self.data = np.zeros((6, 2 * self.size), dtype=np.float64)
+        self.extra = tuple(extra)
+        self.names = WINDOW_COLUMNS + self.extra
+        self.data = np.zeros((len(self.names), 2 * self.size), dtype=np.float64)
         self.n = 0
 
     def extend(self, frame: pd.DataFrame) -> None:
-        for row in frame[list(WINDOW_COLUMNS)].itertuples(index=False):
+        full = frame.reindex(columns=list(self.names))
+        for row in full.itertuples(index=False):
             self.append(row)
 
     def append(self, row: Any) -> None:
@@ -36,7 +40,7 @@ class CandleWindow:
     def columns(self) -> dict[str, np.ndarray]:
         """The window as column arrays (what the model reads; no frame is built per candle)."""
         lo = max(0, self.n - self.size)
-        out = {name: self.data[i, lo: self.n] for i, name in enumerate(WINDOW_COLUMNS)}
+        out = {name: self.data[i, lo: self.n] for i, name in enumerate(self.names)}
         out["open_time"] = out["open_time"].astype(np.int64)
         return out
 

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from models.promotion import run_promotion
 
     job = open_job(settings_from(args), args.strategy, end=args.end)
-    decision = run_promotion(job.store, job.exchange, job.strategy, job.end_ms)
+    decision = run_promotion(job.store, job.exchange, job.strategy, job.end_ms,
+                             job.order_flow())
     print(decision.text())
     return 0

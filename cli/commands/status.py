@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _age(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds}s"
+
+
 def _render(name: str, book: str, summary: dict, status: dict,
             timeframes: object) -> str:  # noqa: ANN001
     lines = [f"strategy {name}  book {book}  model "
@@ -87,6 +91,10 @@ def _render(name: str, book: str, summary: dict, status: dict,
         for s in status.get("streams", []):
             lines.append(f"  stream {s['symbol']:<10} {s['state']:<12} last message "
                          f"{_ago(s.get('last_message_age_s'))}  reconnects {s['reconnects']}")
+        for symbol, flow in (status.get("order_flow") or {}).items():
+            lines.append(f"  flow   {symbol:<10} last price {flow.get('last_price') or '-'}  "
+                         f"price age {_age(flow.get('price_age_s'))}  "
+                         f"book age {_age(flow.get('book_age_s'))}")
     else:
         lines.append("  no running trader status found")
     return "\n".join(lines)

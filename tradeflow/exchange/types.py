@@ -59,6 +59,10 @@ class BookResync(TransientError):
     """A local order book missed an update (a sequence gap) and is rebuilt from a snapshot."""
 
 
+class BookResync(TransientError):
+    """A local order book missed an update (a sequence gap) and is rebuilt from a snapshot."""
+
+
 class BadSymbol(ExchangeError):
     """The exchange does not list this symbol."""
 

@@ -39,7 +39,8 @@ def fill_record(row: Fill) -> FillRecord:
     return FillRecord(
         id=row.id, client_order_id=row.client_order_id, trade_id=row.trade_id,
         strategy=row.strategy, symbol=row.symbol, side=row.side, price=row.price,
-        amount=row.amount, fee=row.fee, fee_currency=row.fee_currency, ts=row.ts)
+        amount=row.amount, fee=row.fee, fee_currency=row.fee_currency, ts=row.ts,
+        basis=copy.deepcopy(row.basis))
 
 
 def position_record(row: Position) -> PositionRecord:

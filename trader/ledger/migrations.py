@@ -132,8 +132,15 @@ def _v1_initial(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+def _v2_fill_basis(conn: Connection) -> None:
+    """fills.basis: what a paper fill was priced on (JSON, NULL for the exchange's fills)."""
+    json = "JSONB" if conn.dialect.name == "postgresql" else "JSON"
+    conn.execute(sa.text(f"ALTER TABLE fills ADD COLUMN basis {json}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial ledger schema", _v1_initial),
+    Migration(2, "fills.basis: the book or price a paper fill used", _v2_fill_basis),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

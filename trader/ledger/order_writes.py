@@ -9,6 +9,7 @@ a repeated acknowledgement, cancel or trade id changes nothing.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -100,7 +101,8 @@ class OrderWrites:
             return order_record(order)
 
     def apply_fill(self, client_order_id: str, trade_id: str, price: float, amount: float,
-                   fee: float, fee_currency: str | None, ts: int) -> bool:
+                   fee: float, fee_currency: str | None, ts: int,
+                   basis: dict[str, Any] | None = None) -> bool:
         """Book one execution of an order; False (and no change) if it was booked before.
 
         In one transaction: the fill row, the order's filled amount, average price, fee and
@@ -108,6 +110,8 @@ class OrderWrites:
         fees paid in the base asset), and the strategy's cash. Fills are facts and are booked
         in any order status; a full fill makes the order FILLED, a part fill of an order still
         waiting makes it PARTIALLY_FILLED, and a late fill leaves CANCELED as it is.
+        ``basis`` records what a simulated fill was priced on (the book levels it walked, or
+        the fallback price and why); None for the exchange's own fills.
         """
         if not trade_id:
             raise ValueError("trade_id must not be empty")
@@ -140,7 +144,8 @@ class OrderWrites:
 
             s.add(Fill(client_order_id=client_order_id, trade_id=trade_id, strategy=strategy,
                        symbol=order.symbol, side=order.side, price=price, amount=amount,
-                       fee=fee, fee_currency=fee_currency, ts=ts, created_at=now))
+                       fee=fee, fee_currency=fee_currency, ts=ts, created_at=now,
+                       basis=basis))
 
             filled = order.filled + amount
             order.average_price = ((order.average_price or 0.0) * order.filled

@@ -213,6 +213,7 @@ class FillRecord:
     fee: float
     fee_currency: str | None
     ts: int
+    basis: dict[str, Any] | None = None  # what a paper fill was priced on
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,8 @@ class Fill(Base):
     fee_currency: Mapped[str | None] = mapped_column(sa.String(16))
     ts: Mapped[int] = mapped_column(sa.BigInteger)
     created_at: Mapped[datetime]
+    # What a paper fill was priced on (book levels walked, or the fallback and why); v2.
+    basis: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class Position(Base):

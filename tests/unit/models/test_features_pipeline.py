@@ -74,6 +74,7 @@ def test_available_features_lists_every_family_with_defaults() -> None:
     assert set(info) == {
         "returns", "rsi", "macd", "bollinger", "atr", "volatility", "volume_zscore",
         "vwap_distance", "candle_shape", "time_of_day", "higher_timeframe",
+        "trade_vwap", "taker_flow", "trade_intensity", "book_imbalance", "book_spread",
     }
     assert info["rsi"]["params"]["period"] == {"allowed": "an integer >= 2", "default": 14}
     assert info["higher_timeframe"]["params"]["timeframe"]["default"] is None
@@ -82,7 +83,8 @@ def test_available_features_lists_every_family_with_defaults() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"name": "rsx"}, r"unknown feature 'rsx'; allowed: atr, bollinger, candle_shape"),
+        ({"name": "rsx"},
+         r"unknown feature 'rsx'; allowed: atr, bollinger, book_imbalance, book_spread, candle_"),
         ({"name": "rsi", "perod": 14}, r"'rsi': unknown parameter 'perod'; allowed: period"),
         ({"name": "candle_shape", "x": 1}, r"'candle_shape': unknown parameter 'x'; allowed: no"),
         ({"name": "rsi", "period": 1}, r"'rsi': parameter 'period' must be an integer >= 2; got 1"),

@@ -12,6 +12,7 @@ import pytest
 from models.families import compute_feature, resolve
 from models.features import FeaturePipeline, available_features, bars_from_frame
 from models.higher_timeframe import resample
+from models.order_flow_features import ORDER_FLOW_FAMILIES
 from tests.unit.models.test_features_support import MINUTE_MS, T0, random_walk_candles, with_gap
 from tradeflow import timeframes
 from tradeflow.backtest.lookahead import check_lookahead, sample_points
@@ -48,7 +49,10 @@ def candles(pipe: FeaturePipeline) -> pd.DataFrame:
 
 def test_every_registered_feature_passes(pipe: FeaturePipeline, candles: pd.DataFrame) -> None:
     families = {s if isinstance(s, str) else s["name"] for s in ALL_FEATURES}
-    assert families == set(available_features())
+    # The order-flow families need trades and books beside the candles: the same checker runs
+    # on them in tests/unit/models/test_order_flow_features.py.
+    order_flow = {f.name for f in ORDER_FLOW_FAMILIES}
+    assert families | order_flow == set(available_features())
     result = check_lookahead(candles, pipe.compute, samples=20)
     assert result.ok, result.report()
     assert len(result.checked_rows) == 20 and result.columns == pipe.columns

@@ -121,3 +121,44 @@ def test_sqlite_writes_take_the_write_lock_up_front(tmp_path: Path) -> None:
         statements.clear()
         ledger.trader_state("s")
         assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN"]  # a read
+
+
+def test_a_version_1_ledger_with_fills_gains_the_basis_column(tmp_path: Path) -> None:
+    from trader.ledger import NewDecision, NewOrder
+    from trader.ledger.database import writer
+    from trader.ledger.migrations import _VERSION_TABLE, MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = create_ledger_engine(url)
+    with writer(engine).begin() as con:  # the schema as a version-1 trader left it
+        _VERSION_TABLE.create(con)
+        MIGRATIONS[0].apply(con)
+        con.execute(_VERSION_TABLE.insert().values(version=1, description="initial ledger "
+                                                   "schema", applied_at=sa.func.now()))
+        con.execute(sa.text(
+            "INSERT INTO trader_state VALUES ('s', 1000, 1000, 1000, '{}', '{}', '{}', NULL, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        con.execute(sa.text(
+            "INSERT INTO decisions (strategy, symbol, candle_open_time, kind, action, reason, "
+            "price, created_at) VALUES ('s', 'BTC/USDT', 0, 'signal', 'buy', 'r', 100, "
+            "CURRENT_TIMESTAMP)"))
+        con.execute(sa.text(
+            "INSERT INTO orders VALUES ('old', 1, 0, 's', 'BTC/USDT', 'buy', 'market', 1, NULL,"
+            " 100, 'FILLED', 'x1', 1, 100, 0.1, NULL, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        con.execute(sa.text(
+            "INSERT INTO fills (client_order_id, trade_id, strategy, symbol, side, price, "
+            "amount, fee, fee_currency, ts, created_at) VALUES ('old', 't1', 's', 'BTC/USDT', "
+            "'buy', 100, 1, 0.1, 'USDT', 0, CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    with Ledger(url) as ledger:
+        assert ledger.schema_version == LATEST_VERSION == 2
+        assert_migrated_schema_matches_models(ledger.engine)
+        (old,) = ledger.fills("s")
+        assert (old.trade_id, old.price, old.basis) == ("t1", 100.0, None)
+        order = ledger.record_decision(NewDecision(
+            strategy="s", symbol="BTC/USDT", candle_open_time=60_000, kind="signal",
+            action="buy", reason="r", price=101.0), [NewOrder(side="buy", amount=1.0)])[0]
+        basis = {"source": "book", "book_age_s": 0.4, "levels": [[101.0, 1.0]]}
+        assert ledger.apply_fill(order.client_order_id, "p1", 101.0, 1.0, 0.1, "USDT", 60_000,
+                                 basis)
+        assert [f.basis for f in ledger.fills("s")] == [None, basis]
