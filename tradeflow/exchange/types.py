@@ -58,9 +58,7 @@ class BadResponse(TransientError):
 class BookResync(TransientError):
     """A local order book missed an update (a sequence gap) and is rebuilt from a snapshot."""
 
-
-class BookResync(TransientError):
-    """A local order book missed an update (a sequence gap) and is rebuilt from a snapshot."""
+    kind = "book resync"
 
 
 class BadSymbol(ExchangeError):
