@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from tradeflow.config_files import (
     ConfigError,
@@ -75,10 +75,35 @@ class ExchangeSettings(Frozen):
 
 
 class StoreSettings(Frozen):
-    """Market store (DuckDB)."""
+    """Market store: one DuckDB file (embedded default) or DuckLake (many writing hosts)."""
 
+    engine: Literal["duckdb", "ducklake"] = Field(
+        "duckdb", description="duckdb: one database file, one writing process at a time; "
+        "ducklake: catalog in PostgreSQL, Parquet files under data_path, many writers at once",
+    )
     path: str = Field("market.duckdb", description="file under data_dir, a path, or :memory:")
     lock_retries: int = Field(50, ge=0)
+    catalog: str | None = Field(
+        None, description="ducklake: the PostgreSQL catalog as a libpq DSN, e.g. "
+        "'dbname=tradeflow_market host=127.0.0.1 user=postgres' (no password: PGPASSWORD)",
+    )
+    data_path: str = Field(
+        "market-lake", description="ducklake: directory of the Parquet files under data_dir, "
+        "or an absolute path; the same shared directory on every host",
+    )
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog_ok(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"password\s*=", value, re.IGNORECASE):
+            raise ValueError("must not carry a password: libpq reads PGPASSWORD or ~/.pgpass")
+        return value
+
+    @model_validator(mode="after")
+    def _catalog_for_ducklake(self) -> StoreSettings:
+        if self.engine == "ducklake" and not self.catalog:
+            raise ValueError("store.engine ducklake needs store.catalog (a PostgreSQL DSN)")
+        return self
 
 
 class BackfillSettings(Frozen):
@@ -268,12 +293,21 @@ class Settings(Frozen):
 
     @property
     def store_path(self) -> str:
-        """DuckDB database location (``:memory:`` passes through)."""
+        """Where the market data lives: the DuckDB file (``:memory:`` passes through), or with
+        DuckLake its Parquet directory (``store.data_path``); relative paths under data_dir."""
+        if self.store.engine == "ducklake":
+            lake = Path(self.store.data_path)
+            return str(lake if lake.is_absolute() else self.data_dir / lake)
         if self.store.path == ":memory:" or Path(self.store.path).is_absolute():
             return self.store.path
         if "/" in self.store.path:
             return self.store.path
         return str(self.data_dir / self.store.path)
+
+    @property
+    def store_catalog(self) -> str | None:
+        """DuckLake's PostgreSQL catalog DSN, or None for the DuckDB file."""
+        return self.store.catalog if self.store.engine == "ducklake" else None
 
 
 S = TypeVar("S", bound=Settings)

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         import_paths,
     )
     from tradeflow.market.readers import ReadOptions, parse_columns
-    from tradeflow.market.store import MarketStore
+    from tradeflow.market.store import open_store
     from tradeflow.symbols import parse_symbol
 
     if args.timeframe is not None:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     files, missing = expand_paths(args.paths)
     for failure in missing:
         print(f"FAILED {failure.message}")
-    store = MarketStore(settings.store_path, lock_retries=settings.store.lock_retries)
+    store = open_store(settings)
     # A bar only on a terminal; each file's line is printed above it (else to stdout).
     show = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
     progress, task = _progress(len(files), show)
