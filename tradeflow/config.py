@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from tradeflow.config_files import (
     ConfigError,
@@ -34,6 +34,7 @@ _ENV_NOT_CONFIG = {ENV_CONFIG_PATH, "TRADEFLOW_LIVE_CONFIRM", "TRADEFLOW_REQUIRE
                    "TRADEFLOW_REQUIRE_CHROMIUM", "TRADEFLOW_TEST_POSTGRES_URL"}
 _SECRET_KEYS = {("exchange", "api_key"), ("exchange", "api_secret")}
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
+_DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PACKAGE_ROOT / "config" / "default.yaml"
 
@@ -84,7 +85,8 @@ class StoreSettings(Frozen):
     path: str = Field("market.duckdb", description="file under data_dir, a path, or :memory:")
     lock_retries: int = Field(50, ge=0)
     catalog: str | None = Field(
-        None, description="ducklake: the PostgreSQL catalog as a libpq DSN, e.g. "
+        None, validate_default=True,
+        description="ducklake: the PostgreSQL catalog as a libpq DSN, e.g. "
         "'dbname=tradeflow_market host=127.0.0.1 user=postgres' (no password: PGPASSWORD)",
     )
     data_path: str = Field(
@@ -94,16 +96,13 @@ class StoreSettings(Frozen):
 
     @field_validator("catalog")
     @classmethod
-    def _catalog_ok(cls, value: str | None) -> str | None:
-        if value is not None and re.search(r"password\s*=", value, re.IGNORECASE):
+    def _catalog_ok(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and _DSN_PASSWORD.search(value):
             raise ValueError("must not carry a password: libpq reads PGPASSWORD or ~/.pgpass")
+        if value is None and info.data.get("engine") == "ducklake":
+            raise ValueError("store.engine ducklake needs its PostgreSQL catalog as a libpq "
+                             "DSN, e.g. 'dbname=tradeflow_market host=127.0.0.1 user=postgres'")
         return value
-
-    @model_validator(mode="after")
-    def _catalog_for_ducklake(self) -> StoreSettings:
-        if self.engine == "ducklake" and not self.catalog:
-            raise ValueError("store.engine ducklake needs store.catalog (a PostgreSQL DSN)")
-        return self
 
 
 class BackfillSettings(Frozen):
@@ -406,5 +405,6 @@ def _redact(loc: list[str], value: Any) -> Any:
     if tuple(loc[:2]) in _SECRET_KEYS:
         return "***"
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
+        value = _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
+        return _DSN_PASSWORD.sub(r"\1***", value)  # a libpq DSN's
     return value

@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from tradeflow.contracts.rules import QUARANTINED_AT_STORE
 from tradeflow.contracts.schemas import FrameCheck, check_candles, refusal
-from tradeflow.errors import UserError
+from tradeflow.errors import UsageError
 from tradeflow.market.duckdb_file import DuckDBFile
 from tradeflow.market.ducklake import DuckLakeCatalog
 from tradeflow.market.tables import (
@@ -117,7 +117,7 @@ class MarketStore:
     def compact(self, *, keep_hours: float = 1.0) -> dict[str, int]:
         """DuckLake maintenance (:meth:`DuckLakeCatalog.compact`); a DuckDB file has none."""
         if not isinstance(self._db, DuckLakeCatalog):
-            raise UserError(f"market store {self.path} is one DuckDB file: only "
+            raise UsageError(f"market store {self.path} is one DuckDB file: only "
                             "store.engine ducklake has small files to compact")
         return self._db.compact(keep_hours=keep_hours)
 
