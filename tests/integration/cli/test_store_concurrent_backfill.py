@@ -6,10 +6,12 @@ twice, every candle of every series is there, and the reader's queries all retur
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.fixtures.simulator import SimFactory
@@ -89,6 +91,27 @@ def test_six_backfill_processes_and_a_reader_share_the_ducklake_store(
         assert first <= now - DAY_MS * DAYS + step, (key, first)
         assert count == (last - first) // step + 1, (key, count)
         assert store.unfillable(key) == []
+
+    # The day's many small files merged by `tradeflow store compact`; the candles unchanged.
+    before = store.sql("SELECT * EXCLUDE (ingested_at) FROM candles ORDER BY ALL")
+    compact = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--config", str(SCALE), "store", "compact",
+         "--keep-hours", "0"], cwd=ROOT, env=env, text=True, capture_output=True, timeout=300)
+    assert compact.returncode == 0, compact.stderr[-2000:]
+    files = re.search(r"(\d+) data files before, (\d+) after", compact.stdout)
+    assert files is not None and int(files[2]) < int(files[1]), compact.stdout
+    after = MarketStore(lake, catalog=lake_catalog, read_only=True)
+    pd.testing.assert_frame_equal(
+        after.sql("SELECT * EXCLUDE (ingested_at) FROM candles ORDER BY ALL"), before)
+
+
+def test_store_compact_on_a_duckdb_file_profile_is_refused_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEFLOW_")}
+    env.update(TRADEFLOW_DATA_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "store", "compact"], cwd=ROOT,
+                          env=env, text=True, capture_output=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "one DuckDB file" in proc.stderr
 
 
 DAY_MS = 86_400_000
