@@ -129,3 +129,22 @@ def test_compacting_a_duckdb_file_store_is_refused_in_one_line(tmp_path: Path) -
     with pytest.raises(UserError, match="one DuckDB file") as info:
         MarketStore(tmp_path / "market.duckdb").compact()
     assert "\n" not in str(info.value)
+
+
+def test_validation_quarantines_excludes_and_keeps_its_watermark_on_the_lake(
+        lake_catalog: str, tmp_path: Path) -> None:
+    from tradeflow.validation.run import run_validation
+
+    settings = load_settings(overrides={
+        "data_dir": str(tmp_path), "symbols": ["BTC/USDT"], "timeframes": ["1m"],
+        "store": {"engine": "ducklake", "catalog": lake_catalog}}, env={})
+    store = open_store(settings)
+    frame = candles(0, 600)
+    frame.loc[10, "high"] = 0.1  # below the body: stored and quarantined
+    assert store.write(frame, **vars_of(KEY)).quarantined == {"high_ge_body": 1}
+    first = run_validation(settings, all_candles=True, store=store)
+    assert not first.exceeded and "judged 600 candles" in first.text()
+    assert len(store.read(KEY, usable_only=True)) < 600  # the quarantined one left out
+    again = run_validation(settings, store=store)  # the watermark: nothing new to judge
+    assert "judged 0 candles" in again.text()
+    assert store.quarantined(KEY)["open_time"].tolist() == [T0 + 10 * MIN]
