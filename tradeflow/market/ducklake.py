@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import random
 import threading
 import time
@@ -46,7 +47,7 @@ _CONFLICT_RETRIES = 12
 
 
 class _Lake:
-    """One attached lake per (catalog, data path) in this process, shared by its stores."""
+    """One attached lake per (catalog, data path) in a process, shared by its stores."""
 
     def __init__(self) -> None:
         self.con: duckdb.DuckDBPyConnection | None = None
@@ -55,7 +56,7 @@ class _Lake:
         self.guard = threading.Lock()
 
 
-_LAKES: dict[tuple[str, str], _Lake] = {}
+_LAKES: dict[tuple[str, str, int], _Lake] = {}
 _LAKES_GUARD = threading.Lock()
 
 
@@ -97,7 +98,8 @@ class DuckLakeCatalog:
         self.path = str(data_path)
         self.read_only = read_only
         with _LAKES_GUARD:
-            self._lake = _LAKES.setdefault((catalog, self.path), _Lake())
+            # keyed by pid too: a forked child must not use its parent's connections
+            self._lake = _LAKES.setdefault((catalog, self.path, os.getpid()), _Lake())
 
     def close(self) -> None:
         """Nothing to release: the process keeps its attached lake for the next store."""
