@@ -24,6 +24,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("import", "cli.commands.import_cmd",
      "import candle files: Binance Vision dumps, freqtrade data, any CSV/Parquet"),
     ("config", "cli.commands.config_cmd", "print the resolved configuration (secrets hidden)"),
+    ("store", "cli.commands.store_cmd",
+     "maintain the market store: compact DuckLake's small files"),
     ("validate", "cli.commands.validate",
      "judge stored candles: rules and their policies, gaps, GX suite and Data Docs"),
     ("train", "cli.commands.train",

@@ -1,5 +1,7 @@
 """The ``daily-retrain`` flow: backfill, then validate, then train, then promote.
 
+On a DuckLake market store (the scale profile) the store is compacted after validation.
+
 Each step is the same flow that has its own deployment, run here as a subflow; the first
 failure (a series that could not be backfilled, too many bad candles, a training error, a
 model that does not take the strategy's candles) fails the whole run and later steps don't
@@ -15,6 +17,7 @@ from flows.promote import promote
 from flows.train import train
 from flows.validate import validate
 from models.job import open_job
+from tasks.market import compact_store_task
 from tradeflow.config import load_settings
 from tradeflow.market.gaps import stored_end
 
@@ -33,6 +36,8 @@ async def daily_retrain(
     symbols, timeframes = list(strat.symbols), [strat.timeframe]
     await backfill(symbols=symbols, timeframes=timeframes, days=backfill_days, config=config)
     validate(symbols=symbols, timeframes=timeframes, window_days=validate_days, config=config)
+    if job.settings.store.engine == "ducklake":  # many small files from the day's writers
+        compact_store_task(job.store)
     end = stored_end(job.store, job.exchange, strat.symbols, strat.timeframe)
     trained = train(strategy, config=config, end=end)
     decision = promote(strategy, config=config, end=end)

@@ -92,3 +92,12 @@ def dask_task_runner(backfill: BackfillSettings) -> Any:
     if backfill.dask_address:
         return DaskTaskRunner(address=backfill.dask_address)
     return DaskTaskRunner(cluster_kwargs=dask_cluster_kwargs(backfill))
+
+
+@task(name="compact-store", cache_policy=NO_CACHE)
+def compact_store_task(store: MarketStore) -> dict[str, int]:
+    """Merge the DuckLake store's small files (:meth:`MarketStore.compact`)."""
+    counts = store.compact()
+    get_run_logger().info("compacted %s: %d data files before, %d after", store.location,
+                          counts["files_before"], counts["files_after"])
+    return counts

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.prefect"]
+pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.prefect", "tests.fixtures.ducklake"]
 
 POSTGRES_URL = os.environ.get("TRADEFLOW_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")

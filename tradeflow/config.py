@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tradeflow.config_files import (
     ConfigError,
@@ -25,6 +32,7 @@ from tradeflow.config_files import (
     one_or_many,
     read_yaml,
 )
+from tradeflow.order_flow_settings import RecorderSettings, RetentionSettings
 from tradeflow.symbols import Symbols
 
 ENV_PREFIX = "TRADEFLOW_"
@@ -34,6 +42,7 @@ _ENV_NOT_CONFIG = {ENV_CONFIG_PATH, "TRADEFLOW_LIVE_CONFIRM", "TRADEFLOW_REQUIRE
                    "TRADEFLOW_REQUIRE_CHROMIUM", "TRADEFLOW_TEST_POSTGRES_URL"}
 _SECRET_KEYS = {("exchange", "api_key"), ("exchange", "api_secret")}
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
+_DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PACKAGE_ROOT / "config" / "default.yaml"
 
@@ -77,20 +86,35 @@ class ExchangeSettings(Frozen):
         return value.rstrip("/") if value else value
 
 
-class RetentionSettings(Frozen):
-    """How long the recorder keeps order flow, per table, in days (null: forever)."""
-
-    trades_days: float | None = Field(None, gt=0, description="trades; null keeps every one")
-    book_snapshots_days: float | None = Field(30.0, gt=0, description="order-book snapshots")
-    tickers_days: float | None = Field(7.0, gt=0, description="tickers and book tickers")
-
-
 class StoreSettings(Frozen):
-    """Market store (DuckDB)."""
+    """Market store: one DuckDB file (embedded default) or DuckLake (many writing hosts)."""
 
+    engine: Literal["duckdb", "ducklake"] = Field(
+        "duckdb", description="duckdb: one database file, one writing process at a time; "
+        "ducklake: catalog in PostgreSQL, Parquet files under data_path, many writers at once",
+    )
     path: str = Field("market.duckdb", description="file under data_dir, a path, or :memory:")
     lock_retries: int = Field(50, ge=0)
     retention: RetentionSettings = RetentionSettings()
+    catalog: str | None = Field(
+        None, validate_default=True,
+        description="ducklake: the PostgreSQL catalog as a libpq DSN, e.g. "
+        "'dbname=tradeflow_market host=127.0.0.1 user=postgres' (no password: PGPASSWORD)",
+    )
+    data_path: str = Field(
+        "market-lake", description="ducklake: directory of the Parquet files under data_dir, "
+        "or an absolute path; the same shared directory on every host",
+    )
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog_ok(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and _DSN_PASSWORD.search(value):
+            raise ValueError("must not carry a password: libpq reads PGPASSWORD or ~/.pgpass")
+        if value is None and info.data.get("engine") == "ducklake":
+            raise ValueError("store.engine ducklake needs its PostgreSQL catalog as a libpq "
+                             "DSN, e.g. 'dbname=tradeflow_market host=127.0.0.1 user=postgres'")
+        return value
 
 
 class BackfillSettings(Frozen):
@@ -191,41 +215,6 @@ class TraderSettings(Frozen):
     max_book_age_s: float = Field(10.0, gt=0, description="an older live book is not used")
     book_poll_s: float = Field(1.0, gt=0, description="order-book polling period without "
                                "an order-book stream")
-
-
-class RecorderSettings(Frozen):
-    """The order-flow recorder (`tradeflow record`): trades, book snapshots, tickers."""
-
-    symbols: Symbols | None = Field(None, description="symbols to record; null: the profile's")
-    aggregated_trades: bool = Field(
-        True, description="record aggregated trades (Binance aggTrades: public history, so "
-        "any hole is refilled over REST); false: individual trades (history needs an API key)")
-    order_book: bool = Field(True, description="keep the local order book (its snapshots)")
-    book_updates_ms: Literal[100, 1000] = Field(
-        100, description="diff stream of the local book: every 100 ms or every 1000 ms (fewer, "
-        "merged diffs: less CPU, the book up to a second old)")
-    book_depth: int = Field(20, ge=1, le=1000, description="levels a side kept per snapshot")
-    book_interval_s: float | None = Field(
-        10.0, gt=0, description="a book snapshot every N seconds of exchange time; null: none")
-    close_timeframe: str | None = Field(
-        "1m", description="a book snapshot at every close of this timeframe; null: none")
-    tickers: bool = Field(True, description="record the 24h ticker stream (bid/ask/last)")
-    flush_s: float = Field(1.0, gt=0, description="seconds between writes to the store")
-    batch_s: float = Field(
-        0.1, ge=0, description="pause between reads of a busy trade stream (fewer, larger "
-        "batches; ccxt keeps what arrives meanwhile)")
-    reconnect_max_s: float = Field(30.0, gt=0, description="cap of the reconnect backoff")
-    status_s: float = Field(5.0, gt=0, description="seconds between status file updates")
-    metrics_port: int = Field(9109, ge=0, le=65535, description="Prometheus; 0 = off")
-
-    @field_validator("close_timeframe")
-    @classmethod
-    def _close_timeframe_ok(cls, value: str | None) -> str | None:
-        from tradeflow import timeframes
-
-        if value is not None:
-            timeframes.parse(value)
-        return value
 
 
 Policy = Literal["warn", "quarantine", "exclude"]
@@ -344,12 +333,21 @@ class Settings(Frozen):
 
     @property
     def store_path(self) -> str:
-        """DuckDB database location (``:memory:`` passes through)."""
+        """Where the market data lives: the DuckDB file (``:memory:`` passes through), or with
+        DuckLake its Parquet directory (``store.data_path``); relative paths under data_dir."""
+        if self.store.engine == "ducklake":
+            lake = Path(self.store.data_path)
+            return str(lake if lake.is_absolute() else self.data_dir / lake)
         if self.store.path == ":memory:" or Path(self.store.path).is_absolute():
             return self.store.path
         if "/" in self.store.path:
             return self.store.path
         return str(self.data_dir / self.store.path)
+
+    @property
+    def store_catalog(self) -> str | None:
+        """DuckLake's PostgreSQL catalog DSN, or None for the DuckDB file."""
+        return self.store.catalog if self.store.engine == "ducklake" else None
 
 
 S = TypeVar("S", bound=Settings)
@@ -459,5 +457,6 @@ def _redact(loc: list[str], value: Any) -> Any:
     if tuple(loc[:2]) in _SECRET_KEYS:
         return "***"
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
+        value = _URL_PASSWORD.sub(r"\1***@", value)  # a database URL's password
+        return _DSN_PASSWORD.sub(r"\1***", value)  # a libpq DSN's
     return value

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         import_paths,
     )
     from tradeflow.market.readers import ReadOptions, parse_columns
-    from tradeflow.market.store import MarketStore
+    from tradeflow.market.store import open_store
     from tradeflow.market.trade_import import is_trade_dump
     from tradeflow.symbols import parse_symbol
 
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"FAILED {failure.message}")
     dumps = [f for f in files if is_trade_dump(f)]
     files = [f for f in files if f not in dumps]
-    store = MarketStore(settings.store_path, lock_retries=settings.store.lock_retries)
+    store = open_store(settings)
     # A bar only on a terminal; each file's line is printed above it (else to stdout).
     show = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
     progress, task = _progress(len(files), show)

@@ -122,6 +122,12 @@ def test_scale_profile_points_every_shared_store_at_postgres() -> None:
         assert (parsed.host, parsed.port, parsed.password) == ("127.0.0.1", 5432, None)
     assert len({sa.make_url(u).database for u in (s.ledger_url, s.mlflow_tracking_uri,
                                                    s.prefect.database_url)}) == 3
+    # The market store: DuckLake, its catalog a fourth database on the same server.
+    assert s.store.engine == "ducklake" and s.store_catalog is not None
+    catalog = dict(part.split("=", 1) for part in s.store_catalog.split())
+    assert catalog["host"] == "127.0.0.1" and "password" not in catalog
+    assert catalog["dbname"] not in {sa.make_url(u).database for u in (
+        s.ledger_url, s.mlflow_tracking_uri, s.prefect.database_url)}
     assert s.backfill.task_runner == "dask" and s.backfill.dask_address is None
     assert dask_cluster_kwargs(s.backfill)["n_workers"] == s.backfill.dask_workers >= 2
     assert s.symbols == SYMBOLS and s.exchange.base_url == "http://127.0.0.1:8765"
@@ -232,7 +238,7 @@ def test_mlflow_on_postgres_logs_a_run_and_registers_an_aliased_version(
 @pytest.mark.slow
 def test_backfill_on_two_dask_worker_processes_fills_the_store_completely(
     pg_prefect: PgPrefect, sim_factory: SimFactory, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, lake_catalog: str,
 ) -> None:
     from distributed import Client, LocalCluster
 
@@ -245,7 +251,8 @@ def test_backfill_on_two_dask_worker_processes_fills_the_store_completely(
             monkeypatch.delenv(name)
         for name, value in {"DATA_DIR": str(tmp_path), "EXCHANGE__BASE_URL": sim.base_url,
                             "TIMEFRAMES": "1m,5m", "EXCHANGE__RETRY_BASE_DELAY_S": "0.05",
-                            "BACKFILL__DASK_ADDRESS": cluster.scheduler_address}.items():
+                            "BACKFILL__DASK_ADDRESS": cluster.scheduler_address,
+                            "STORE__CATALOG": lake_catalog}.items():
             monkeypatch.setenv(f"TRADEFLOW_{name}", value)
         result = asyncio.run(backfill(days=0.5, config=str(SCALE)))
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
@@ -253,7 +260,7 @@ def test_backfill_on_two_dask_worker_processes_fills_the_store_completely(
     assert len(result) == 6 and all(r["missing"] == 0 for r in result), result
     assert len(pids) == 2 and os.getpid() not in pids
     assert sorted(executed.values())[0] >= 1 and sum(executed.values()) >= 6, executed
-    store = MarketStore(tmp_path / "market.duckdb", read_only=True)
+    store = MarketStore(tmp_path / "market-lake", catalog=lake_catalog, read_only=True)
     assert store.duplicate_count() == 0
     assert sorted((k.symbol, k.timeframe) for k in store.series()) == sorted(
         (s, tf) for s in SYMBOLS for tf in ("1m", "5m"))

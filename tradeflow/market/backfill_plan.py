@@ -38,6 +38,7 @@ class SeriesJob:
     store_path: str
     lock_retries: int
     page_limit: int
+    store_catalog: str | None = None  # DuckLake's catalog DSN; None: store_path is a DuckDB file
 
     def __str__(self) -> str:
         return str(self.key)
@@ -113,7 +114,8 @@ def plan_jobs(settings: Settings, window: Window, now_ms: int) -> list[SeriesJob
     exchange = settings.exchange.model_copy(
         update={"api_key": None, "api_secret": None, "rate_limit_share": share})
     return [SeriesJob(key, window, now_ms, exchange, settings.store_path,
-                      settings.store.lock_retries, settings.backfill.page_limit)
+                      settings.store.lock_retries, settings.backfill.page_limit,
+                      settings.store_catalog)
             for key in keys]
 
 

@@ -7,9 +7,10 @@ client (:func:`~tradeflow.market.backfill.backfill_many`), :func:`run_backfill_o
 future per series; the Prefect flow a task run per series, in its loop or on a Dask task runner.
 
 A job that runs in another process (:class:`~tradeflow.market.backfill_plan.SeriesJob`) opens
-its own client and store where it runs (:func:`run_job`). The DuckDB file is opened per
+its own client and store where it runs (:func:`run_job`). A DuckDB file is opened per
 operation and retried while another process holds it (:mod:`tradeflow.market.store`), so
-writers in several processes take turns. Exchange API keys never travel with a job.
+writers in several processes take turns; on DuckLake they write at once. Exchange API keys
+never travel with a job.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ async def run_job_async(job: SeriesJob) -> SeriesReport:
     """Backfill one series with a client and a store of this process's own."""
     from tradeflow.exchange.ccxt_client import ExchangeClient
 
-    store = MarketStore(job.store_path, lock_retries=job.lock_retries)
+    store = MarketStore(job.store_path, lock_retries=job.lock_retries,
+                        catalog=job.store_catalog)
     try:
         async with ExchangeClient(job.exchange) as client:
             return await backfill_series(client, store, job.key, job.window, job.now_ms,

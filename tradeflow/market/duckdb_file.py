@@ -15,12 +15,15 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from tradeflow.errors import UserError
+
+T = TypeVar("T")
 
 
 class _SharedFile:
@@ -74,6 +77,22 @@ class DuckDBFile:
         if self.held is not None:
             self.held.close()
             self.held = None
+
+    def __str__(self) -> str:
+        return self.path
+
+    # The interface the store shares with DuckLakeCatalog: here the file lock and the
+    # process's write lock already serialise every writer, and nothing conflicts.
+    @contextlib.contextmanager
+    def series_lock(self, names: Iterable[str]) -> Iterator[None]:
+        yield
+
+    def retrying(self, operation: Callable[[], T]) -> T:
+        return operation()
+
+    def ensure_schema(self, create: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        with self.connect(write=True) as con:
+            create(con)
 
     @contextlib.contextmanager
     def connect(self, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -237,8 +237,12 @@ class OrderFlowStore:
 
 
 def open_orderflow_store(settings: Settings) -> OrderFlowStore:
-    """The order-flow store of a profile (the market store's file)."""
-    return OrderFlowStore(settings.store_path, lock_retries=settings.store.lock_retries)
+    """The order-flow store of a profile: the market store's DuckDB file, or with
+    ``store.engine: ducklake`` (candles in the lake) a DuckDB file ``orderflow.duckdb`` under
+    data_dir: order flow has one writer, the recorder, and the lake holds candles only so far."""
+    path = (str(settings.data_dir / "orderflow.duckdb") if settings.store.engine == "ducklake"
+            else settings.store_path)
+    return OrderFlowStore(path, lock_retries=settings.store.lock_retries)
 
 
 def _split(frame: pd.DataFrame, exchange: str | None,

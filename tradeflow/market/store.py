@@ -39,7 +39,9 @@ import pyarrow as pa
 
 from tradeflow.contracts.rules import QUARANTINED_AT_STORE
 from tradeflow.contracts.schemas import FrameCheck, check_candles, refusal
+from tradeflow.errors import UsageError
 from tradeflow.market.duckdb_file import DuckDBFile
+from tradeflow.market.ducklake import DuckLakeCatalog
 from tradeflow.market.tables import (
     QUARANTINE_VALUES,
     VALUE_COLUMNS,
@@ -94,15 +96,30 @@ class MarketStore:
     """Candles, unfillable gaps and per-series state in one DuckDB database."""
 
     def __init__(self, path: str | Path, *, hold: bool = False, lock_retries: int = 50,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, catalog: str | None = None) -> None:
+        """``catalog`` (a PostgreSQL DSN) puts the store on DuckLake with its Parquet files
+        under ``path`` (:mod:`tradeflow.market.ducklake`); without it ``path`` is one DuckDB
+        file (or ``:memory:``)."""
         self.path = str(path)
         self.read_only = read_only
-        self._db = DuckDBFile(self.path, hold=hold, lock_retries=lock_retries,
-                              read_only=read_only)
+        self._db: DuckDBFile | DuckLakeCatalog = (
+            DuckLakeCatalog(catalog, self.path, read_only=read_only) if catalog else
+            DuckDBFile(self.path, hold=hold, lock_retries=lock_retries, read_only=read_only))
         self._connect = self._db.connect
         if not read_only:
-            with self._connect(write=True) as con:
-                create(con)
+            self._db.ensure_schema(create)
+
+    @property
+    def location(self) -> str:
+        """Where the candles live, for messages: the file, or the lake and its data path."""
+        return str(self._db)
+
+    def compact(self, *, keep_hours: float = 1.0) -> dict[str, int]:
+        """DuckLake maintenance (:meth:`DuckLakeCatalog.compact`); a DuckDB file has none."""
+        if not isinstance(self._db, DuckLakeCatalog):
+            raise UsageError(f"market store {self.path} is one DuckDB file: only "
+                            "store.engine ducklake has small files to compact")
+        return self._db.compact(keep_hours=keep_hours)
 
     def close(self) -> None:
         self._db.close()
@@ -142,8 +159,11 @@ class MarketStore:
         by_source: dict[tuple[SeriesKey, str], dict[str, int]] = {}
         if not batches:
             return WriteResult(0, quarantined)
-        with self._connect(write=True) as con:
-            tables = [(b, pa.Table.from_pandas(b.frame, preserve_index=False)) for b in batches]
+        tables = [(b, pa.Table.from_pandas(b.frame, preserve_index=False)) for b in batches]
+
+        def transaction() -> None:
+            quarantined.clear()
+            by_source.clear()
             with atomic(con):
                 for batch, table in tables:
                     _write_series(con, batch.key, table, source)
@@ -155,6 +175,12 @@ class MarketStore:
                             quarantined[str(rule)] = quarantined.get(str(rule), 0) + found
                             counts = by_source.setdefault((batch.key, str(origin)), {})
                             counts[str(rule)] = counts.get(str(rule), 0) + found
+
+        # Writers of one series take turns across processes (DuckLake: an advisory lock in
+        # its catalog; a DuckDB file: its file lock), each in one transaction.
+        with self._connect(write=True) as con, \
+                self._db.series_lock(str(b.key) for b in batches):
+            self._db.retrying(transaction)
         if quarantined:
             log.warning("%s: candles stored and quarantined: %s", ", ".join(
                 str(b.key) for b in batches), ", ".join(f"{r} {n}" for r, n in
@@ -164,16 +190,20 @@ class MarketStore:
     def record_unfillable(self, key: SeriesKey, start: int, end: int, missing: int,
                           reason: str) -> None:
         """Remember a range the exchange has no candles for, so runs stop asking."""
-        with self._connect(write=True) as con:
-            con.execute(
-                "DELETE FROM unfillable_gaps WHERE exchange=? AND symbol=? AND timeframe=? "
-                "AND start_time=? AND end_time=?",
-                [key.exchange, key.symbol, key.timeframe, start, end],
-            )
-            con.execute(
-                "INSERT INTO unfillable_gaps VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                [key.exchange, key.symbol, key.timeframe, start, end, missing, reason],
-            )
+        def transaction() -> None:
+            with atomic(con):
+                con.execute(
+                    "DELETE FROM unfillable_gaps WHERE exchange=? AND symbol=? AND timeframe=? "
+                    "AND start_time=? AND end_time=?",
+                    [key.exchange, key.symbol, key.timeframe, start, end],
+                )
+                con.execute(
+                    "INSERT INTO unfillable_gaps VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                    [key.exchange, key.symbol, key.timeframe, start, end, missing, reason],
+                )
+
+        with self._connect(write=True) as con, self._db.series_lock([str(key)]):
+            self._db.retrying(transaction)
 
     def forget_unfillable(self, key: SeriesKey, start: int, end: int | None = None) -> int:
         """Drop recorded unfillable gaps that overlap [start, end], so the next backfill asks
@@ -189,15 +219,19 @@ class MarketStore:
 
     def set_listed_from(self, key: SeriesKey, listed_from: int) -> None:
         """Record the first candle the exchange has for a series (a later listing)."""
-        with self._connect(write=True) as con:
-            con.execute(
-                "DELETE FROM series_state WHERE exchange=? AND symbol=? AND timeframe=?",
-                [key.exchange, key.symbol, key.timeframe],
-            )
-            con.execute(
-                "INSERT INTO series_state VALUES (?, ?, ?, ?, now())",
-                [key.exchange, key.symbol, key.timeframe, listed_from],
-            )
+        def transaction() -> None:
+            with atomic(con):
+                con.execute(
+                    "DELETE FROM series_state WHERE exchange=? AND symbol=? AND timeframe=?",
+                    [key.exchange, key.symbol, key.timeframe],
+                )
+                con.execute(
+                    "INSERT INTO series_state VALUES (?, ?, ?, ?, now())",
+                    [key.exchange, key.symbol, key.timeframe, listed_from],
+                )
+
+        with self._connect(write=True) as con, self._db.series_lock([str(key)]):
+            self._db.retrying(transaction)
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, key: SeriesKey, start: int | None = None, end: int | None = None,
@@ -292,9 +326,11 @@ class MarketStore:
             yield con
 
 
-def open_store(settings: Settings) -> MarketStore:
-    """The market store of a profile (``store.path`` under ``data_dir``, by default)."""
-    return MarketStore(settings.store_path, lock_retries=settings.store.lock_retries)
+def open_store(settings: Settings, *, read_only: bool = False) -> MarketStore:
+    """The market store of a profile: the DuckDB file ``store.path`` under ``data_dir`` by
+    default, DuckLake on ``store.catalog`` with ``store.engine: ducklake``."""
+    return MarketStore(settings.store_path, lock_retries=settings.store.lock_retries,
+                       read_only=read_only, catalog=settings.store_catalog)
 
 
 def _split_series(frame: pd.DataFrame, exchange: str | None, symbol: str | None,

@@ -35,7 +35,7 @@ from tradeflow.market.quarantine import (
     release_quarantine,
     replace_exclusions,
 )
-from tradeflow.market.store import MarketStore, SeriesKey
+from tradeflow.market.store import MarketStore, SeriesKey, open_store
 from tradeflow.market.tables import QUARANTINE_VALUES
 from tradeflow.market.trade_candles import stored_verdicts
 from tradeflow.market.watermarks import mark_judged, newest_ingest, unjudged
@@ -232,7 +232,7 @@ def run_validation(settings: Settings, window_days: float | None = None,
     plan = plan_validation(settings, window_days, now_ms, all_candles=all_candles,
                            timerange=timerange)
     own = store is None
-    store = store or MarketStore(settings.store_path, lock_retries=settings.store.lock_retries)
+    store = store or open_store(settings)
     try:
         checks = [check_series(store, key, plan) for key in plan.keys]
         report = build_report(checks, run_gx(checks, plan, context), plan)

@@ -72,6 +72,10 @@ def test_api_key_in_yaml_is_refused(tmp_path: Path) -> None:
         ("backfill:\n  days: -3\n", {}, "backfill.days", "greater than 0"),
         ("backfill:\n  concurrency: 0\n", {}, "backfill.concurrency", "greater than or equal"),
         ("", {"TRADEFLOW_STORE__LOCK_RETRIES": "-1"}, "store.lock_retries", "greater than"),
+        ("store:\n  engine: lake\n", {}, "store.engine", "'duckdb' or 'ducklake'"),
+        ("store:\n  engine: ducklake\n", {}, "store.catalog", "needs its PostgreSQL catalog"),
+        ("store:\n  engine: ducklake\n  catalog: dbname=m password=hunter2\n", {},
+         "store.catalog", "password=***'"),
     ],
 )
 def test_bad_config_names_key_value_and_what_is_allowed(
@@ -215,3 +219,11 @@ def test_backfill_days_and_rate_limit_wait_are_finite_numbers() -> None:
     for name in ("nan", "inf"):
         with pytest.raises(ConfigError, match="backfill.days"):
             load_settings(env={"TRADEFLOW_BACKFILL__DAYS": name})
+
+
+def test_the_ducklake_store_lives_under_data_path_with_its_catalog() -> None:
+    s = load_settings(env={"TRADEFLOW_STORE__ENGINE": "ducklake",
+                           "TRADEFLOW_STORE__CATALOG": "dbname=market host=127.0.0.1"})
+    assert s.store_path == "data/market-lake"
+    assert s.store_catalog == "dbname=market host=127.0.0.1"
+    assert load_settings(env={}).store_catalog is None  # the embedded default: one file

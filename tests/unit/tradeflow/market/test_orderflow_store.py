@@ -156,3 +156,18 @@ def test_one_write_stores_every_table_or_nothing(store: OrderFlowStore) -> None:
     assert store.counts() == {"trades": 4, "book_snapshots": 1, "tickers": 1}
     assert store.write(exchange=EX, symbol=SYM) == {"trades": 0, "book_snapshots": 0,
                                                     "tickers": 0}
+
+
+def test_a_ducklake_profile_keeps_order_flow_in_its_own_duckdb_file(tmp_path) -> None:
+    from tradeflow.config import load_settings
+    from tradeflow.market.orderflow_store import open_orderflow_store
+
+    settings = load_settings(env={"TRADEFLOW_DATA_DIR": str(tmp_path),
+                                  "TRADEFLOW_STORE__ENGINE": "ducklake",
+                                  "TRADEFLOW_STORE__CATALOG": "dbname=x host=127.0.0.1"})
+    store = open_orderflow_store(settings)
+    try:
+        assert isinstance(store.counts(), dict)
+    finally:
+        store.close()
+    assert (tmp_path / "orderflow.duckdb").is_file()
