@@ -19,8 +19,9 @@ async def trader(strategy: str = "config/strategies/meanrev_xgb.yaml", mode: str
     check_against_exchange(settings)
     summary = await run_trader(settings, strategy, mode=mode, max_candles=max_candles,
                                resume_halted=resume_halted)
+    description = f"Trader run of {summary.strategy} ({summary.mode})"
     await acreate_markdown_artifact(markdown=summary.markdown(), key="trader-run",
-                                    description=f"Trader run of {summary.strategy} ({summary.mode})")
+                                    description=description)
     get_run_logger().info("trader stopped after %d candles, equity %.2f", summary.candles,
                           summary.equity)
     return {"candles": summary.candles, "orders": summary.orders, "fills": summary.fills,
