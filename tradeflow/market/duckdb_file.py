@@ -116,6 +116,11 @@ class DuckDBFile:
                 yield cursor
             except duckdb.IOException as exc:  # a full device, a file gone read-only
                 raise UserError(f"market store {self.path}: {_io_reason(exc)}") from None
+            except duckdb.TransactionException as exc:
+                if "Could not write file" not in str(exc):
+                    raise
+                # a COMMIT that could not write its WAL: nothing of the batch was stored
+                raise UserError(f"market store {self.path}: {_io_reason(exc)}") from None
             finally:
                 cursor.close()
                 self._release()
@@ -165,9 +170,10 @@ class DuckDBFile:
         raise AssertionError("unreachable")
 
 
-def _io_reason(exc: duckdb.IOException) -> str:
+def _io_reason(exc: duckdb.Error) -> str:
     """DuckDB's reason without its prefix, and what to do about a file that is not a store."""
     reason = str(exc).removeprefix("IO Error: ").strip()
+    reason = reason.removeprefix("TransactionContext Error: Failed to commit: ")
     if "not a valid DuckDB database file" in reason:
         reason += " (store.path names another file, or the file is damaged: move it away)"
     return reason

@@ -161,7 +161,10 @@ def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A COMMIT that failed (a full device, say) has already ended the transaction: its
+        # error, not ROLLBACK's "no transaction is active", is the one to report.
+        with contextlib.suppress(duckdb.TransactionException):
+            con.execute("ROLLBACK")
         raise
 
 

@@ -4,6 +4,8 @@ traceback, and nothing left behind (issue 12, items 6 and 7)."""
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +115,23 @@ def test_the_simulator_on_a_taken_port(sim_factory: SimFactory, tmp_path: Path) 
     line = one_line(tradeflow(tmp_path, "sim", "--port", port, "--days", "0.1"), 2)
     assert line == (f"cannot serve on 127.0.0.1:{port}: address already in use (pick another "
                     "with --port; 0 = any free port)")
+
+
+def _file_size_limit() -> None:
+    """In the child: files may grow to 200 kB, then writes fail as on a full device."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+def test_a_store_that_cannot_grow_is_one_line_naming_the_file(sim_factory: SimFactory,
+                                                              tmp_path: Path) -> None:
+    sim = sim_factory(history_days=3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEFLOW_")}
+    env.update(TRADEFLOW_DATA_DIR=str(tmp_path), TRADEFLOW_EXCHANGE__BASE_URL=sim.base_url)
+    proc = subprocess.run([sys.executable, "-m", "cli.main", *BACKFILL, "--days", "3"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_file_size_limit)
+    line = one_line(proc, 1)
+    assert line.startswith(f"tradeflow backfill: market store {tmp_path / 'market.duckdb'}: "
+                           "Could not write file "), line
+    assert "File too large" in line
