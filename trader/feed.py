@@ -134,6 +134,8 @@ class CandleFeed:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
+        for feed in self.feeds.values():
+            feed.state = ConnectionState.DISCONNECTED
 
     def status(self) -> list[FeedStatus]:
         now = self.clock()
