@@ -2,8 +2,10 @@
 
 ``async with MarketDataStream("binance", settings=...) as stream`` connects (loads the markets
 over REST), runs one watch loop per subscribed (symbol, channel) and closes everything on exit.
-``subscribe``/``unsubscribe`` work before and while running. Every update goes into the
-stream's :class:`~tradeflow.marketdata.buffer.MarketBuffer` and then to the callbacks.
+``subscribe``/``unsubscribe`` work before and while running. ``client=`` runs the stream on
+an :class:`~tradeflow.exchange.ccxt_client.ExchangeClient` the caller owns (the trader's).
+Every update goes into the stream's :class:`~tradeflow.marketdata.buffer.MarketBuffer` and
+then to the callbacks.
 
 States (:class:`~tradeflow.exchange.types.ConnectionState`): DISCONNECTED before start and
 after stop, CONNECTING while the markets load, CONNECTED while every subscription receives,
@@ -104,7 +106,7 @@ class MarketDataStream:
                  heartbeat_s: float = 30.0, reconnect_base_s: float = 0.5,
                  reconnect_max_s: float = 30.0, max_failures: int | None = None,
                  use_websocket: bool | None = None, poll_s: float = 1.0,
-                 watch_factory: Callable[[Any], Any] | None = None,
+                 watch_factory: Callable[[Any], Any] | None = None, client: Any = None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         settings = settings or ExchangeSettings(id=exchange_id)
         if settings.id != exchange_id:
@@ -123,6 +125,7 @@ class MarketDataStream:
         self.stopped_at: float | None = None
         self.watch: Any = None
         self._client: Any = None
+        self._given_client = client  # an ExchangeClient the caller owns (and closes)
         self._markets: set[str] = set()
 
     # -- callbacks -------------------------------------------------------------------------
@@ -158,7 +161,7 @@ class MarketDataStream:
         from tradeflow.exchange.ccxt_client import ExchangeClient  # ccxt loads on demand
         from tradeflow.exchange.watch import MarketWatch
 
-        self._client = ExchangeClient(self.settings)
+        self._client = self._given_client or ExchangeClient(self.settings)
         self.watch = (self._watch_factory or (lambda c: MarketWatch(
             c, timeframe=self.timeframe, use_websocket=self.use_websocket,
             poll_s=self.poll_s)))(self._client)
@@ -167,7 +170,8 @@ class MarketDataStream:
             for sub in self.subscriptions.values():
                 self._check_symbol(sub.symbol)
         except (ExchangeError, ValueError) as exc:
-            await self._client.close()
+            if self._given_client is None:
+                await self._client.close()
             await self._set_state(S.FAILED, f"connect failed: {exc}")
             raise
         self.stopped_at = None
@@ -178,9 +182,9 @@ class MarketDataStream:
     async def close(self) -> None:
         """Stop every loop, close the connections; the state becomes DISCONNECTED."""
         await self._stop_loops()
-        if self._client is not None:
+        if self._client is not None and self._given_client is None:
             await self._client.close()
-            self._client = None
+        self._client = None
         self.stopped_at = self.clock()
         if self.state != S.DISCONNECTED:
             await self._set_state(S.DISCONNECTED, "stopped")
