@@ -157,6 +157,9 @@ class MarketDataStream:
         """Load the markets and start a watch loop per subscription."""
         if self.state not in (S.DISCONNECTED, S.FAILED):
             return
+        await self._stop_loops()  # after FAILED: the old loops and client go first
+        if self._client is not None and self._given_client is None:
+            await self._client.close()
         await self._set_state(S.CONNECTING, "connect")
         from tradeflow.exchange.ccxt_client import ExchangeClient  # ccxt loads on demand
         from tradeflow.exchange.watch import MarketWatch
@@ -238,6 +241,7 @@ class MarketDataStream:
             raise BadSymbol(f"{self.exchange_id} does not list {symbol}")
 
     def _start(self, sub: Subscription) -> None:
+        sub.failures, sub.reconnecting = 0, False
         sub.task = asyncio.create_task(self._run(sub),
                                        name=f"md:{self.exchange_id}:{sub.symbol}:{sub.channel}")
 

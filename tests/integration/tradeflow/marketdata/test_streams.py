@@ -65,12 +65,15 @@ def test_silence_marks_the_stream_stale_then_failed_and_stop_disconnects(
         async with md:
             await until(lambda: md.state == S.FAILED)
             assert md.status()[0].reconnects == 3
+            await md.connect()  # a failed stream can be connected again
+            assert md.state == S.CONNECTED
 
     run(body())
     states = [(t.old, t.new) for t in md.transitions]
     assert states == [(S.DISCONNECTED, S.CONNECTING), (S.CONNECTING, S.CONNECTED),
                       (S.CONNECTED, S.RECONNECTING), (S.RECONNECTING, S.FAILED),
-                      (S.FAILED, S.DISCONNECTED)]
+                      (S.FAILED, S.CONNECTING), (S.CONNECTING, S.CONNECTED),
+                      (S.CONNECTED, S.DISCONNECTED)]
     assert "stale" in md.transitions[2].reason
     assert md.stopped_at is not None
     assert all(s.state == "disconnected" for s in md.status())
