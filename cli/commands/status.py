@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     recorder = read_recorder(settings)
     if recorder:
         recorder = settle(recorder, time.time())  # a stopped recorder is shown as stopped
-        print("\n".join([*render(recorder), f"  {recorder['liveness']}"]))
+        print("\n".join([*render(recorder), f"  recorder {recorder['liveness']}"]))
     shown = False
     for book in BOOKS:
         ledger = ledger_for(settings, book, create=False)  # reading creates nothing
