@@ -21,6 +21,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("backfill", "cli.commands.backfill", "download candle history into the market store"),
     ("record", "cli.commands.record",
      "record order flow (trades, book snapshots, tickers) into the market store"),
+    ("stream", "cli.commands.stream",
+     "print live market data (candles, trades, ticker, book) of one or more exchanges"),
     ("import", "cli.commands.import_cmd",
      "import candle files: Binance Vision dumps, freqtrade data, any CSV/Parquet"),
     ("config", "cli.commands.config_cmd", "print the resolved configuration (secrets hidden)"),

@@ -70,6 +70,10 @@ class ExchangeSettings(Frozen):
     rate_limit_max_wait_s: float = Field(
         300.0, ge=0, description="longest a call waits out rate limits (429/418 with "
         "Retry-After) before it fails; these waits do not count as retries")
+    breaker_failures: int = Field(
+        5, ge=0, description="failed requests in a row that open the exchange's circuit "
+        "breaker: no request for breaker_cooldown_s, then one probe (0 = off)")
+    breaker_cooldown_s: float = Field(30.0, gt=0)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
 

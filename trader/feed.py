@@ -6,8 +6,10 @@ closed (Binance's kline flag, surfaced by the adapter) or, failing that, once a 
 has started and a short grace has passed for the closing update to arrive; then the closed
 candles are fetched over REST, the source of truth. Duplicated and out-of-order messages are
 harmless: anything at or before the last emitted candle is ignored, and a jump forward first
-fetches the candles in between. A stream that errors or goes silent is reconnected with
-exponential backoff and jitter, after fetching what was missed over REST.
+fetches the candles in between. The streams are the market-data API's
+(:class:`tradeflow.marketdata.MarketDataStream`, a candles subscription per symbol): a stream
+that errors or goes silent is reconnected there with exponential backoff and jitter, and the
+closed candles it missed are fetched here over REST.
 
 Candles of all symbols are handed to the trader one timestamp at a time; a symbol with no
 candle at that time (an outage, a later listing) is simply absent from the batch.
@@ -28,6 +30,7 @@ from tradeflow import timeframes
 from tradeflow.backtest.live_engine import Candle
 from tradeflow.exchange.types import ConnectionState, ExchangeError, StreamCandle
 from tradeflow.market.backfill import iter_pages
+from tradeflow.marketdata import MarketBuffer, MarketDataStream, Update
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class CandleFeed:
         self.feeds: dict[str, SymbolFeed] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self.on_message: Callable[[str, StreamCandle], None] | None = None
+        self.stream: MarketDataStream | None = None
 
     # -- REST --------------------------------------------------------------------------------
     async def history(self, symbol: str, start: int, end: int) -> pd.DataFrame:
@@ -104,8 +108,11 @@ class CandleFeed:
         self.feeds = {s: SymbolFeed(s, since.get(s)) for s in self.symbols}
         for feed in self.feeds.values():
             await self._catch_up(feed)
-            runner = self._stream if self.use_websocket else self._poll
-            self.tasks.append(asyncio.create_task(runner(feed), name=f"feed:{feed.symbol}"))
+            if not self.use_websocket:
+                self.tasks.append(asyncio.create_task(self._poll(feed),
+                                                      name=f"feed:{feed.symbol}"))
+        if self.use_websocket:
+            await self._start_stream()
         self.tasks.append(asyncio.create_task(self._watchdog(), name="feed:watchdog"))
         heads: dict[str, Candle | None] = dict.fromkeys(self.symbols)
         while True:
@@ -130,10 +137,14 @@ class CandleFeed:
                 continue
 
     async def close(self) -> None:
+        if self.stream is not None:
+            await self.stream.close()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks = []
+        for feed in self.feeds.values():
+            feed.state = ConnectionState.DISCONNECTED
 
     def status(self) -> list[FeedStatus]:
         now = self.clock()
@@ -144,34 +155,38 @@ class CandleFeed:
             for f in self.feeds.values()
         ]
 
-    async def _stream(self, feed: SymbolFeed) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                rows = await asyncio.wait_for(
-                    self.client.watch_ohlcv(feed.symbol, self.timeframe),  # type: ignore[attr-defined]
-                    timeout=self.stale_after_s)
-            except (TimeoutError, ExchangeError) as exc:
-                stale = isinstance(exc, TimeoutError)
+    async def _start_stream(self) -> None:
+        """The candle streams: the market-data API's (one stream, a candles subscription per
+        symbol), which owns reconnects, backoff and the silence timeout."""
+        settings = self.client.settings  # type: ignore[attr-defined]
+        self.stream = MarketDataStream(
+            settings.id, settings=settings, client=self.client, timeframe=self.timeframe,
+            buffer=MarketBuffer(max_rows=64), heartbeat_s=self.stale_after_s,
+            reconnect_max_s=self.reconnect_max_s, rng=self.rng)
+        self.stream.add_callback(self._on_update)
+        await self.stream.subscribe(self.symbols, "candles")
+        await self.stream.connect()
+
+    def _note_reconnects(self) -> None:
+        """A subscription that began a reconnect: its symbol is RECONNECTING, the next message
+        is a new subscription's first, and the closed candles it misses are fetched now."""
+        if self.stream is None:
+            return
+        for (symbol, _), sub in self.stream.subscriptions.items():
+            feed = self.feeds[symbol]
+            if sub.reconnects > feed.reconnects:
+                feed.reconnects = sub.reconnects
                 feed.state = ConnectionState.RECONNECTING
-                feed.reconnects += 1
-                log.warning("%s stream %s: %s; reconnecting in %.1fs", feed.symbol,
-                            "stale" if stale else "dropped", exc or "no message", backoff)
-                if stale:
-                    await self.client.reset_streams()  # type: ignore[attr-defined]
-                await asyncio.sleep(backoff * (0.5 + self.rng.random()))
-                backoff = min(backoff * 2, self.reconnect_max_s)
-                try:
-                    await self._catch_up(feed)
-                except ExchangeError as rest_exc:
-                    feed.state = ConnectionState.FAILED
-                    log.error("%s: REST catch-up failed: %s", feed.symbol, rest_exc)
                 feed.fresh = True
-                continue
-            backoff = 0.5
-            feed.state = ConnectionState.CONNECTED
-            feed.last_message = self.clock()
-            await self._on_rows(feed, rows)
+                feed.deadline = self.clock()
+
+    async def _on_update(self, update: Update) -> None:
+        if update.catch_up:  # the stream's own REST catch-up: ours runs from the watchdog
+            return
+        feed = self.feeds[update.symbol]
+        feed.state = ConnectionState.CONNECTED
+        feed.last_message = self.clock()
+        await self._on_rows(feed, update.data)
 
     async def _on_rows(self, feed: SymbolFeed, rows: list[StreamCandle]) -> None:
         if not rows:
@@ -236,6 +251,7 @@ class CandleFeed:
     async def _watchdog(self) -> None:
         while True:
             await asyncio.sleep(0.05)
+            self._note_reconnects()
             now = self.clock()
             for feed in self.feeds.values():
                 if feed.deadline is not None and now >= feed.deadline:

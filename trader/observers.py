@@ -73,6 +73,8 @@ class MetricsObserver(Observer):
     def status(self, snapshot: Mapping[str, Any]) -> None:
         for s in snapshot.get("streams", []):
             self.metrics.set_stream(s["symbol"], s["state"], s["last_message_age_s"])
+        for b in snapshot.get("breakers") or []:
+            self.metrics.set_breaker(b["name"], b["state"], b["opened"])
 
     def close(self) -> None:
         self.metrics.close()

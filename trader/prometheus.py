@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 log = logging.getLogger(__name__)
 
-STATES = ("connecting", "connected", "reconnecting", "failed")
+STATES = ("connecting", "connected", "reconnecting", "failed", "disconnected")
+BREAKER_STATES = ("closed", "open", "half_open")
 
 
 class TraderMetrics:
@@ -44,6 +45,12 @@ class TraderMetrics:
                                registry=r)
         self.model_version = Gauge("tradeflow_model_version", "served model version",
                                    ["strategy"], registry=r)
+        self.breaker = Gauge("tradeflow_exchange_breaker_state",
+                             "1 for the exchange circuit breaker's state",
+                             ["strategy", "exchange", "state"], registry=r)
+        self.breaker_opened = Gauge("tradeflow_exchange_breaker_opened",
+                                    "times the exchange circuit breaker opened",
+                                    ["strategy", "exchange"], registry=r)
         self.server = None
 
     def serve(self, port: int) -> int | None:
@@ -68,3 +75,9 @@ class TraderMetrics:
             self.stream.labels(s, symbol, name).set(1.0 if name == state else 0.0)
         if age is not None:
             self.price_age.labels(s, symbol).set(age)
+
+    def set_breaker(self, exchange: str, state: str, opened: int) -> None:
+        s = self._labels["strategy"]
+        for name in BREAKER_STATES:
+            self.breaker.labels(s, exchange, name).set(1.0 if name == state else 0.0)
+        self.breaker_opened.labels(s, exchange).set(opened)

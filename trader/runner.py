@@ -38,6 +38,7 @@ import pandas as pd
 
 from tradeflow import timeframes
 from tradeflow.backtest.live_engine import Candle, Decision, PortfolioEngine
+from tradeflow.exchange.breaker import breaker_states
 from tradeflow.strategy import StrategySettings
 from tradeflow.symbols import parse_symbol
 from trader.bookings import LedgerBook
@@ -99,6 +100,7 @@ class Trader:
         self.execution: Execution = PaperExecution(book) if broker is None \
             else LiveExecution(book, broker)
         self.newest_seen: int | None = None  # newest candle the exchange has started
+        self.stopped_at: float | None = None  # set at the end: status shows it stopped
         if hasattr(feed, "on_message"):
             feed.on_message = self._seen
         # Called with (t, batch, time.perf_counter()) once a timestamp's decisions and orders
@@ -167,6 +169,7 @@ class Trader:
             self.summary.equity = self.engine.equity()
             self.summary.pnl = self.summary.equity - self.strategy.starting_balance
             self.summary.risk_mode = self.engine.risk.mode.value
+        self.stopped_at = time.time()
         self._publish_status()
         for o in self.observers:
             o.close()
@@ -297,4 +300,6 @@ class Trader:
             "risk_mode": engine.risk.mode.value if engine else None,
             "streams": [asdict(s) for s in self.feed.status()],
             "order_flow": self.order_flow.status() if self.order_flow else None,
+            "stopped_at": self.stopped_at,
+            "breakers": [asdict(b) for b in breaker_states()],
         }

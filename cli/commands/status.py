@@ -4,7 +4,9 @@ Reads both books' ledgers, paper and live (positions, cash, fills), and the runn
 status file under data/trader/; each strategy's line says which book it is. With --strategy,
 only that one. Reading creates nothing: a book no trader has written is skipped. The order-flow
 recorder's streams (state, messages/s, last id, resyncs, reconnects) come from
-data/recorder/status.json when it has run.
+data/recorder/status.json when it has run. A trader or recorder that has stopped (or whose
+pid is gone) is shown as stopped, with when, and its streams as disconnected; an exchange
+circuit breaker that has opened is shown with its state.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from cli.profile import settings_from
     from cli.stack import services_status
     from tradeflow import timeframes
+    from tradeflow.status_lines import settle
     from trader.app import ledger_for, read_status
 
     settings = settings_from(args)
@@ -35,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     recorder = read_recorder(settings)
     if recorder:
-        print("\n".join(render(recorder)))
+        recorder = settle(recorder, time.time())  # a stopped recorder is shown as stopped
+        print("\n".join([*render(recorder), f"  recorder {recorder['liveness']}"]))
     shown = False
     for book in BOOKS:
         ledger = ledger_for(settings, book, create=False)  # reading creates nothing
@@ -47,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 names = [n for n in names if n == args.strategy]
             for name in names:
                 status = read_status(settings, name) or {}
+                status = settle(status, time.time()) if status else status
                 if status.get("mode", book) != book:
                     status = {}  # the running trader is the other book's
                 prices = {s["symbol"]: s["last_price"] for s in status.get("streams", [])
@@ -69,6 +76,8 @@ def _age(seconds: float | None) -> str:
 
 def _render(name: str, book: str, summary: dict, status: dict,
             timeframes: object) -> str:  # noqa: ANN001
+    from tradeflow.status_lines import breaker_lines
+
     lines = [f"strategy {name}  book {book}  model "
              f"v{status.get('model_version') or summary.get('model_version') or '-'}  "
              f"risk {status.get('risk_mode', '-')}"]
@@ -88,6 +97,9 @@ def _render(name: str, book: str, summary: dict, status: dict,
         last = status.get("last_candle")
         when = timeframes.iso(int(last)) if last else "-"  # type: ignore[attr-defined]
         lines.append(f"  last candle {when}  status written {age}s ago  pid {status.get('pid')}")
+        if status.get("liveness"):
+            lines.append(f"  trader {status['liveness']}")
+        lines.extend(breaker_lines(status.get("breakers")))
         for s in status.get("streams", []):
             lines.append(f"  stream {s['symbol']:<10} {s['state']:<12} last message "
                          f"{_ago(s.get('last_message_age_s'))}  reconnects {s['reconnects']}")

@@ -25,6 +25,7 @@ from tradeflow.config import ExchangeSettings
 from tradeflow.exchange import parse
 from tradeflow.exchange import types as t
 from tradeflow.exchange.book import LocalBook
+from tradeflow.exchange.breaker import breaker_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,6 +200,9 @@ def build_exchange(settings: ExchangeSettings) -> Any:
         ex.set_sandbox_mode(True)
     if settings.base_url:
         ex.urls["api"] = rebase_urls(ex.urls["api"], settings.base_url)
+    breaker = breaker_for(settings)
+    if breaker is not None:  # every HTTP request of this client goes through it
+        ex.fetch = breaker.guard(ex.fetch, map_error)
     return ex
 
 

@@ -90,8 +90,9 @@ class NotSupported(ExchangeError):
 
 
 class ConnectionState(StrEnum):
-    """State of a market-data stream, as shown by the trader."""
+    """State of a market-data stream, as shown by the trader and the market-data API."""
 
+    DISCONNECTED = "disconnected"  # not started, or stopped
     CONNECTING = "connecting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"

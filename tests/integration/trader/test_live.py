@@ -74,7 +74,9 @@ def test_paper_trader_on_streams_acts_on_every_closed_candle_once(
     history = ledger.equity_history("live-test")
     assert [h.ts - MIN for h in history] == seen
     status = trader.status()
-    assert {s["state"] for s in status["streams"]} <= {"connected", "reconnecting"}
+    # the run is over: its streams are closed and say so, with when the trader stopped
+    assert {s["state"] for s in status["streams"]} == {"disconnected"}
+    assert status["stopped_at"] is not None
 
 
 @pytest.mark.parametrize("faults", [

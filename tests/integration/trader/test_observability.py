@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -197,8 +198,11 @@ def test_tradeflow_status_prints_positions_pnl_and_stream_state(
     assert f"PnL {equity - start:+,.2f}" in out and equity != start
     for p in held:
         assert f"{p.symbol:<10} qty {p.qty:.6g}" in out
+    # The run is over: the trader says when it stopped and its streams are disconnected.
+    stopped = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status["stopped_at"]))
+    assert f"  trader stopped at {stopped}" in out
     for symbol in SYMBOLS:
-        assert f"stream {symbol:<10} connected" in out
+        assert f"stream {symbol:<10} disconnected" in out
     assert "no running trader status found" not in out
 
 
