@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tradeflow.config_files import Frozen, config_error, display_path, read_yaml
+from tradeflow.signals.settings import AggregationSettings, SourceSpec
 from tradeflow.symbols import Symbols
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -157,7 +158,9 @@ class StrategySettings(Frozen):
     name: str
     symbols: Symbols
     timeframe: str = "1m"
-    features: tuple[FeatureSpec, ...]
+    features: tuple[FeatureSpec, ...] = ()
+    sources: tuple[SourceSpec, ...] = Field((), description="signal sources (tradeflow.signals)")
+    aggregation: AggregationSettings = AggregationSettings()
     label: LabelSettings = LabelSettings()
     model: ModelSettings = ModelSettings()
     training: TrainingSettings = TrainingSettings()
@@ -190,6 +193,15 @@ class StrategySettings(Frozen):
 
         timeframes.parse(value)
         return value
+
+    @model_validator(mode="after")
+    def _signals_ok(self) -> StrategySettings:
+        if not self.features and not self.sources:
+            raise ValueError("give features (a model strategy) or sources (a signal strategy)")
+        if self.sources and not (0 < self.signal.exit_below <= 0.5 < self.signal.enter_above):
+            # decisions reach the hysteresis as BUY = 1, SELL = 0, hold = 0.5
+            raise ValueError("with sources, signal needs 0 < exit_below <= 0.5 < enter_above")
+        return self
 
     @property
     def model_name(self) -> str:
