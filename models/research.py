@@ -172,6 +172,18 @@ def resolve_model(choice: ModelChoice, strategy: StrategySettings,
     Baselines come back unfitted (see :func:`baseline_model`); :func:`prepare` fits them once
     the candles are loaded.
     """
+    if strategy.sources:  # a signal strategy: --model picks its ML source's model
+        from models.signal_sources import signal_strategy
+
+        plain = strategy.model_copy(update={"sources": ()})
+        def ml_model() -> Any:
+            if choice.kind == "baseline":
+                raise UserError(f"--model {choice.value}: the ml source of {strategy.name} "
+                                "takes a registered model (champion or a version)")
+            return resolve_model(choice, plain, settings).model
+
+        signals = signal_strategy(strategy, ml_model)
+        return SignalModel(signals, f"signals: {signals.describe()}", "signals")
     if choice.kind == "baseline":
         return baseline_model(choice.value, strategy)
     from models import registry
@@ -356,7 +368,8 @@ def prepare(store: MarketStore, settings: Settings, strategy: StrategySettings,
     model = resolve_model(choice, strategy, settings)
     data = load_strategy_candles(store, settings.exchange.id, strategy, window,
                                  history=model.warmup, backfill_hint=backfill_hint)
-    inputs = FeaturePipeline.from_strategy(strategy).inputs
+    inputs = tuple(getattr(model.model, "inputs", ())) if strategy.sources \
+        else FeaturePipeline.from_strategy(strategy).inputs
     if inputs:  # order-flow features: the recorded order flow per candle (NaN where none)
         from tradeflow.market.orderflow_store import open_orderflow_store
 

@@ -63,10 +63,16 @@ def open_research(args: argparse.Namespace, now_ms: int
     from cli.profile import settings_from
     from models.job import open_job
     from models.research import parse_model_choice
+    from models.signal_sources import needs_model
+    from tradeflow.strategy import load_strategy
 
     settings = settings_from(args)
     choice = parse_model_choice(args.model)
-    job = open_job(settings, args.strategy, now_ms=now_ms, tracking=choice.kind != "baseline")
+    strategy = load_strategy(args.strategy)
+    # The registry only when a model is read: a baseline or a technical-only signal strategy
+    # needs none.
+    registry = choice.kind != "baseline" and (not strategy.sources or needs_model(strategy))
+    job = open_job(settings, args.strategy, now_ms=now_ms, tracking=registry)
     window, flags = window_of(args, now_ms)
     return job, choice, window, flags
 
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from models.research import report_dir, run_strategy_backtest
-    from tradeflow.backtest.report import format_metrics, write_report
+    from tradeflow.backtest.report import format_metrics, format_trades, write_report
 
     now_ms = int(time.time() * 1000)
     job, choice, window, flags = open_research(args, now_ms)
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         print("warm-up (no probability, no trade): "
               + ", ".join(f"{s} {n:,} candles" for s, n in cold.items()))
     print(format_metrics(done.result.metrics))
+    print(format_trades(done.result.trades))
     paths = write_report(done.result, report_dir(settings.data_dir, strategy, done.model, now_ms),
                          title=done.title())
     print(f"report: {paths.html}")

@@ -78,6 +78,19 @@ def format_metrics(metrics: Metrics) -> str:
     return "\n".join([line, *body, line])
 
 
+def format_trades(trades: pd.DataFrame, limit: int = 10) -> str:
+    """``trades: N`` and the last ``limit`` of them, one line each (what the CLI prints)."""
+    from tradeflow import timeframes
+
+    head = f"trades: {len(trades)}" + (f" (last {limit})" if len(trades) > limit else "")
+    lines = [head]
+    for r in trades.tail(limit).itertuples(index=False):
+        lines.append(f"  {r.symbol:<10} {r.side:<5} {timeframes.iso(int(r.entry_time))} -> "
+                     f"{timeframes.iso(int(r.exit_time))}  {r.entry_price:.6g} -> "
+                     f"{r.exit_price:.6g}  pnl {r.pnl:+,.2f} ({r.exit_reason})")
+    return "\n".join(lines)
+
+
 def _thin(n: int) -> np.ndarray:
     if n <= MAX_POINTS:
         return np.arange(n)
