@@ -19,8 +19,8 @@ from tradeflow.config_files import ConfigError
 from tradeflow.signals.base import SignalSource
 from tradeflow.signals.ensemble import NamedSource, SignalStrategy
 from tradeflow.signals.orderbook import BookImbalance
-from tradeflow.signals.settings import SourceSpec
 from tradeflow.signals.technical import MaCross, RsiBands, Trend
+from tradeflow.strategy import SourceSpec
 
 if TYPE_CHECKING:
     from tradeflow.strategy import StrategySettings

@@ -2,14 +2,14 @@
 
 Inputs are (sources x rows) arrays: ``direction`` (+1/-1/0, NaN = abstain), ``confidence``
 and one weight per source. A row where every source abstains holds. The rules are those of
-:class:`tradeflow.signals.settings.AggregationSettings`; the truth tables are tested.
+:class:`tradeflow.strategy.AggregationSettings`; the truth tables are tested.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tradeflow.signals.settings import AggregationSettings
+from tradeflow.strategy import AggregationSettings
 
 
 def vote(direction: np.ndarray, min_votes: int | None = None) -> np.ndarray:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from tradeflow.signals.base import Frame, Signal, SignalSource, rows_of, signal_type
 from tradeflow.signals.combiners import aggregate
-from tradeflow.signals.settings import AggregationSettings
+from tradeflow.strategy import AggregationSettings
 
 HOLD_P = 0.5
 
