@@ -69,7 +69,7 @@ class JsonLinesFormatter(logging.Formatter):
     """One JSON object per record: time (UTC ISO), level, logger, message, pid, extras."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {
+        line: dict[str, object] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
@@ -77,8 +77,10 @@ class JsonLinesFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
-        if record.exc_text or record.exc_info:
-            line["exception"] = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value if isinstance(value, str | int | float | bool) else str(value)
