@@ -26,6 +26,7 @@ from tradeflow.exchange import parse
 from tradeflow.exchange import types as t
 from tradeflow.exchange.book import LocalBook
 from tradeflow.exchange.breaker import breaker_for
+from tradeflow.exchange.order_rules import OrderRequest, ccxt_arguments
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -450,6 +451,16 @@ class ExchangeClient:
         params = {"clientOrderId": client_order_id}
         raw = await self.call(self._ex.create_order, symbol, order_type, side, amount, price,
                               params, retry=False)
+        return parse.order(raw, client_order_id)
+
+    async def place_order(self, symbol: str, request: OrderRequest, *,
+                          client_order_id: str) -> t.Order:
+        """Place a market, limit (time in force, post-only) or stop-loss-limit order, already
+        rounded by :func:`tradeflow.exchange.order_rules.prepare`; not retried blindly."""
+        order_type, price, params = ccxt_arguments(request)
+        params["clientOrderId"] = client_order_id
+        raw = await self.call(self._ex.create_order, symbol, order_type, request.side,
+                              request.amount, price, params, retry=False)
         return parse.order(raw, client_order_id)
 
     async def cancel_order(self, order_id: str, symbol: str) -> t.Order:
