@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, replace
 
 from tradeflow.exchange.types import Market, OrderRejected
+from tradeflow.execution_settings import ExecutionSettings
 
 ORDER_TYPES = ("market", "limit", "stop_loss_limit")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
@@ -95,3 +96,26 @@ def ccxt_arguments(req: OrderRequest) -> tuple[str, float | None, dict[str, obje
     if req.type == "stop_loss_limit":
         params["stopLossPrice"] = req.stop_price
     return "limit", req.price, params
+
+
+def entry_request(settings: ExecutionSettings, side: str, amount: float, bid: float,
+                  ask: float) -> OrderRequest:
+    """The order for an entry or exit of ``amount`` given the current touch."""
+    if settings.order_type == "market":
+        return OrderRequest(side, amount)
+    shift = settings.limit_offset_bps / 10_000
+    price = bid * (1 - shift) if side == "buy" else ask * (1 + shift)
+    return OrderRequest(side, amount, "limit", price=price,
+                        time_in_force=settings.time_in_force, post_only=settings.post_only)
+
+
+def stop_request(settings: ExecutionSettings, position_qty: float,
+                 stop_level: float) -> OrderRequest:
+    """The protective stop-loss-limit order closing ``position_qty`` (long > 0, short < 0)."""
+    if position_qty == 0:
+        raise ValueError("no position to protect")
+    side = "sell" if position_qty > 0 else "buy"
+    shift = settings.stop_limit_offset_bps / 10_000
+    limit = stop_level * (1 - shift) if side == "sell" else stop_level * (1 + shift)
+    return OrderRequest(side, abs(position_qty), "stop_loss_limit", price=limit,
+                        stop_price=stop_level)
