@@ -90,9 +90,11 @@ async def round_trips(base_url: str, ledger: Ledger) -> dict[str, list[float]]:
             if execution.rejected:
                 raise SystemExit(f"order rejected: {execution.rejected}")
             booked = time.perf_counter()
-            ledger.mark_submitted(cid, execution.exchange_order_id or "")
-            ledger.apply_fill(cid, f"x-{execution.exchange_order_id}", execution.average or 1.0,
-                              execution.filled, execution.fee, execution.fee_currency, i)
+            with ledger.transaction():  # as LiveExecution._book_execution books it
+                ledger.mark_submitted(cid, execution.exchange_order_id or "")
+                ledger.apply_fill(cid, f"x-{execution.exchange_order_id}",
+                                  execution.average or 1.0, execution.filled, execution.fee,
+                                  execution.fee_currency, i)
             done = time.perf_counter()
             out["trader"].append(done - started)
             out["ledger"].append(done - booked)
