@@ -48,6 +48,25 @@ def _abandon(task: asyncio.Future[Any]) -> None:
 S = ConnectionState
 
 
+async def next_message(watch: Any, channel: str, symbol: str, timeout: float) -> Any:
+    """The next message of ``watch.watch(channel, symbol)``; TimeoutError after ``timeout`` s.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it waits for the cancelled watch to finish, and a
+    ccxt.pro watch can swallow that cancel and wait for the next message (seen: ``close()``
+    hung for minutes). Here a cancelled or timed-out watch is abandoned; closing or resetting
+    the websockets settles it."""
+    pending = asyncio.ensure_future(watch.watch(channel, symbol))
+    try:
+        done, _ = await asyncio.wait({pending}, timeout=timeout)
+    except asyncio.CancelledError:
+        _abandon(pending)
+        raise
+    if not done:
+        _abandon(pending)
+        raise TimeoutError
+    return pending.result()
+
+
 @dataclass(slots=True)
 class Subscription:
     """One (symbol, channel) watch loop and its counters."""
@@ -261,7 +280,8 @@ class MarketDataStream:
     async def _run(self, sub: Subscription) -> None:
         while True:
             try:
-                data = await self._next_message(sub)
+                data = await next_message(self.watch, sub.channel, sub.symbol,
+                                          self.heartbeat_s)
             except TimeoutError:
                 if not await self._reconnect(sub, f"stale: no message for {self.heartbeat_s}s",
                                              stale=True):
@@ -278,24 +298,6 @@ class MarketDataStream:
                 await self._update_state(f"{sub.symbol} {sub.channel} receiving again")
             await self._deliver(sub, await with_missed_trades(self.watch, sub, data),
                                 catch_up=False)
-
-    async def _next_message(self, sub: Subscription) -> Any:
-        """The subscription's next message; TimeoutError after ``heartbeat_s`` of silence.
-
-        Not ``asyncio.wait_for``: on Python 3.11 it waits for the cancelled watch to finish,
-        and a ccxt.pro watch can swallow that cancel and wait for the next message (seen:
-        ``close()`` hung for minutes). Here a cancelled or timed-out watch is abandoned; closing
-        or resetting the websockets settles it."""
-        watch = asyncio.ensure_future(self.watch.watch(sub.channel, sub.symbol))
-        try:
-            done, _ = await asyncio.wait({watch}, timeout=self.heartbeat_s)
-        except asyncio.CancelledError:
-            _abandon(watch)
-            raise
-        if not done:
-            _abandon(watch)
-            raise TimeoutError
-        return watch.result()
 
     async def _deliver(self, sub: Subscription, data: Any, *, catch_up: bool) -> None:
         now = self.clock()
