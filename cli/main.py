@@ -43,6 +43,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("status", "cli.commands.status", "show services, positions, PnL, model and stream state"),
     ("up", "cli.commands.up", "start the everyday setup: servers, worker, deployments, trader"),
     ("down", "cli.commands.down", "stop what `up` started"),
+    ("logs", "cli.commands.logs", "show or follow a service's log file under data/logs"),
 ]
 
 DESCRIPTION = """\
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     from tradeflow.config_files import ConfigError
     from tradeflow.errors import UserError
+    from tradeflow.monitoring.logs import detach_file_log
 
     try:
         return int(args._module.run(args) or 0)
@@ -119,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"tradeflow {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
+    finally:
+        detach_file_log()  # the command's data/logs file (tests run many in one process)
 
 
 if __name__ == "__main__":

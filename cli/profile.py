@@ -13,6 +13,9 @@ from typing import Any
 from simulator.settings import SimulatorSettings
 from tradeflow.config import Settings, load_settings
 
+# Commands that only read: no log file of their own.
+UNLOGGED = {"status", "logs", "config", "models"}
+
 
 class Profile(Settings):
     """:class:`~tradeflow.config.Settings` whose ``simulator`` section is checked."""
@@ -41,4 +44,9 @@ def settings_from(args: argparse.Namespace, *, check_exchange: bool = False,
         check_against_exchange(settings)
     if not getattr(args, "verbose", False):
         logging.getLogger().setLevel(settings.log_level)
+    command = getattr(args, "command", None)
+    if command and command not in UNLOGGED:
+        from tradeflow.monitoring.logs import attach_file_log
+
+        attach_file_log(settings, command)  # data/logs/<command>.log; cli.main detaches it
     return settings

@@ -31,18 +31,29 @@ from cli.supervisor import (
 from tradeflow.config import Settings
 from tradeflow.errors import UserError
 
-ORDER = ["worker", "mlflow-ui", "prefect-server", "simulator"]
+ORDER = ["worker", "mlflow-ui", "prefect-server", "simulator", "prometheus", "pushgateway"]
 
 
 def services_for(settings: Settings) -> Services:
     return Services(settings.data_dir / "services")
 
 
-def up(settings: Profile, profile: Path, *, say: Callable[[str], None] = print) -> dict[str, str]:
-    """Start everything that is not already running; returns the URLs."""
+def up(settings: Profile, profile: Path, *, monitoring: bool = False,
+       say: Callable[[str], None] = print) -> dict[str, str]:
+    """Start everything that is not already running; returns the URLs.
+
+    ``monitoring`` also starts Prometheus and the Pushgateway, and the worker's flow runs push
+    their metrics there."""
     services = services_for(settings)
     data = settings.data_dir.resolve()
     urls: dict[str, str] = {}
+    worker_env = {"TRADEFLOW_CONFIG": str(profile.resolve())}
+    if monitoring:
+        from cli.monitoring import start_monitoring
+
+        monitored = start_monitoring(settings, services, say=say)
+        urls.update(monitored)
+        worker_env["TRADEFLOW_MONITORING__PUSHGATEWAY_URL"] = monitored["Pushgateway"]
     base = settings.exchange.base_url
     if base and urlsplit(base).hostname in ("127.0.0.1", "localhost"):
         port = urlsplit(base).port or settings.simulator.port
@@ -78,7 +89,11 @@ def up(settings: Profile, profile: Path, *, say: Callable[[str], None] = print) 
     say("deploying prefect.yaml to the tradeflow-local work pool")
     deploy_all(api, home)
     if services.running("worker") is None:
-        start_worker(services, api, home, {"TRADEFLOW_CONFIG": str(profile.resolve())})
+        start_worker(services, api, home, worker_env)
+    elif monitoring and "TRADEFLOW_MONITORING__PUSHGATEWAY_URL" not in _env_of(
+            services.running("worker")):
+        say("the worker was started without --monitoring: its flow runs do not push metrics "
+            "until `tradeflow down` and `tradeflow up --monitoring`")
     os.environ["PREFECT_API_URL"] = api
     # The deployments run the profile's strategy, whatever prefect.yaml's default says.
     strategy = {"strategy": settings.trader.strategy}
@@ -111,6 +126,14 @@ def down(settings: Settings, services_dir: Path | None = None, *,
             say(f"could not cancel trader runs: {exc}")
     stopped = services.stop_all(ORDER)
     return stopped
+
+
+def _env_of(service: Any) -> str:
+    """The environment of a running service's process (empty when unreadable)."""
+    try:
+        return Path(f"/proc/{service.pid}/environ").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _has_champion(settings: Settings) -> bool:

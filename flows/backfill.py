@@ -34,6 +34,7 @@ from tradeflow.market.backfill_plan import (
 )
 from tradeflow.market.backfill_run import outcome_report
 from tradeflow.market.store import open_store
+from tradeflow.monitoring.push import flow_metrics, record_backfill
 
 
 class BackfillFailed(RuntimeError):
@@ -64,15 +65,17 @@ async def backfill(
     check_against_exchange(settings)
     request = BackfillRequest(days, since, timerange, recheck_unfillable)
     check_request(request)
-    if settings.backfill.task_runner == "dask":
-        reports = await _fanned_out(settings, request)
-    else:
-        reports = await _in_one_loop(settings, request)
-    publish_coverage(reports, settings.store_path)
-    failed = [r for r in reports if r.status != "ok"]
-    if failed:
-        names = ", ".join(f"{r.key.symbol} {r.key.timeframe} ({r.error})" for r in failed)
-        raise BackfillFailed(f"{len(failed)} of {len(reports)} series failed: {names}")
+    with flow_metrics(settings, "backfill") as metrics:
+        if settings.backfill.task_runner == "dask":
+            reports = await _fanned_out(settings, request)
+        else:
+            reports = await _in_one_loop(settings, request)
+        record_backfill(metrics, reports)
+        publish_coverage(reports, settings.store_path)
+        failed = [r for r in reports if r.status != "ok"]
+        if failed:
+            names = ", ".join(f"{r.key.symbol} {r.key.timeframe} ({r.error})" for r in failed)
+            raise BackfillFailed(f"{len(failed)} of {len(reports)} series failed: {names}")
     get_run_logger().info("%d series complete", len(reports))
     return [{"series": str(r.key), "count": r.count, "missing": r.missing,
              "unfillable": r.unfillable} for r in reports]

@@ -20,6 +20,7 @@ from models.job import open_job
 from tasks.market import compact_store_task
 from tradeflow.config import load_settings
 from tradeflow.market.gaps import stored_end
+from tradeflow.monitoring.push import flow_metrics
 
 
 @flow(name="daily-retrain", log_prints=True)
@@ -34,13 +35,17 @@ async def daily_retrain(
     job = open_job(load_settings(config), strategy, tracking=False)
     strat = job.strategy
     symbols, timeframes = list(strat.symbols), [strat.timeframe]
-    await backfill(symbols=symbols, timeframes=timeframes, days=backfill_days, config=config)
-    validate(symbols=symbols, timeframes=timeframes, window_days=validate_days, config=config)
-    if job.settings.store.engine == "ducklake":  # many small files from the day's writers
-        compact_store_task(job.store)
-    end = stored_end(job.store, job.exchange, strat.symbols, strat.timeframe)
-    trained = train(strategy, config=config, end=end)
-    decision = promote(strategy, config=config, end=end)
+    # The steps push their own figures; this group says the whole retrain ran (or failed).
+    with flow_metrics(job.settings, "daily-retrain"):
+        await backfill(symbols=symbols, timeframes=timeframes, days=backfill_days,
+                       config=config)
+        validate(symbols=symbols, timeframes=timeframes, window_days=validate_days,
+                 config=config)
+        if job.settings.store.engine == "ducklake":  # many small files from the day's writers
+            compact_store_task(job.store)
+        end = stored_end(job.store, job.exchange, strat.symbols, strat.timeframe)
+        trained = train(strategy, config=config, end=end)
+        decision = promote(strategy, config=config, end=end)
     get_run_logger().info("retrain done: %s v%s, %s", trained["model"], trained["version"],
                           decision["decision"])
     return {"trained": trained, "promotion": decision}

@@ -17,6 +17,7 @@ from tasks.training import (
     publish_promotion_artifact,
 )
 from tradeflow.config import load_settings
+from tradeflow.monitoring.push import flow_metrics, record_promotion
 
 
 @flow(name="promote", log_prints=True)
@@ -27,15 +28,18 @@ def promote(
 ) -> dict[str, object]:
     """Promote the newest version to champion only if it wins after fees."""
     job = open_job(load_settings(config), strategy, end=end)
-    found = find_candidates_task(job.strategy.model_name)
-    evaluated = evaluate_task(job.store, job.exchange, job.strategy, found, job.end_ms,
-                              job.order_flow())
-    decision = decide_task(evaluated, job.strategy.promotion)
-    apply_decision_task(decision)
-    publish_promotion_artifact(decision, job.strategy)
-    get_run_logger().info("%s", decision.text())
-    return {"model": job.strategy.model_name, "decision": decision.decision,
-            "reason": decision.reason,
-            "challenger": decision.challenger.version,
-            "champion": decision.champion.version if decision.champion else None,
-            **{k: v for k, v in decision.tags().items() if k.endswith("_score")}}
+    with flow_metrics(job.settings, "promote") as metrics:
+        found = find_candidates_task(job.strategy.model_name)
+        evaluated = evaluate_task(job.store, job.exchange, job.strategy, found, job.end_ms,
+                                  job.order_flow())
+        decision = decide_task(evaluated, job.strategy.promotion)
+        apply_decision_task(decision)
+        publish_promotion_artifact(decision, job.strategy)
+        get_run_logger().info("%s", decision.text())
+        out = {"model": job.strategy.model_name, "decision": decision.decision,
+               "reason": decision.reason,
+               "challenger": decision.challenger.version,
+               "champion": decision.champion.version if decision.champion else None,
+               **{k: v for k, v in decision.tags().items() if k.endswith("_score")}}
+        record_promotion(metrics, out)
+    return out

@@ -8,6 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from tradeflow.config import load_settings
 from tradeflow.exchange.checks import check_against_exchange
+from tradeflow.monitoring.logs import file_log
 from tradeflow.recorder.recorder import record
 
 
@@ -17,8 +18,9 @@ async def recorder(config: str | None = None, symbols: list[str] | None = None,
     """Record until cancelled (or ``seconds``); publish what was stored."""
     settings = load_settings(config)
     check_against_exchange(settings)
-    summary = await record(settings, symbols=tuple(symbols) if symbols else None,
-                           seconds=seconds)
+    with file_log(settings, "recorder"):  # data/logs/recorder.log, JSON lines
+        summary = await record(settings, symbols=tuple(symbols) if symbols else None,
+                               seconds=seconds)
     create_markdown_artifact(markdown=f"**Order-flow recorder**: {summary.line()}",
                              key="recorder-run", description="Order-flow recorder run")
     get_run_logger().info(summary.line())

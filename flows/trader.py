@@ -7,6 +7,7 @@ from prefect.artifacts import acreate_markdown_artifact
 
 from tradeflow.config import load_settings
 from tradeflow.exchange.checks import check_against_exchange
+from tradeflow.monitoring.logs import file_log
 from trader.app import run_trader
 
 
@@ -17,8 +18,9 @@ async def trader(strategy: str = "config/strategies/meanrev_xgb.yaml", mode: str
     """Trade until cancelled (or ``max_candles``); publish a summary of the run."""
     settings = load_settings(config)
     check_against_exchange(settings)
-    summary = await run_trader(settings, strategy, mode=mode, max_candles=max_candles,
-                               resume_halted=resume_halted)
+    with file_log(settings, "trader"):  # data/logs/trader.log, JSON lines
+        summary = await run_trader(settings, strategy, mode=mode, max_candles=max_candles,
+                                   resume_halted=resume_halted)
     description = f"Trader run of {summary.strategy} ({summary.mode})"
     await acreate_markdown_artifact(markdown=summary.markdown(), key="trader-run",
                                     description=description)

@@ -12,6 +12,7 @@ from tasks.validation import (
 )
 from tradeflow.config import load_settings
 from tradeflow.market.store import open_store
+from tradeflow.monitoring.push import flow_metrics, record_validation
 from tradeflow.validation.run import plan_validation
 
 
@@ -40,15 +41,18 @@ def validate(
     plan = plan_validation(settings, window_days, now_ms, all_candles=all_candles,
                            timerange=timerange)
     store = open_store(settings)
-    # One series at a time: DuckDB refuses a read-only and a read-write connection to one
-    # file within a process, and the store opens one per call (reads and quarantine writes).
-    checks = [check_series_task(store, key, plan) for key in plan.keys]
-    report = gx_suite_task(checks, plan)
-    publish_validation_report(report)
-    # Judged is judged, pass or fail: the failing candles are quarantined and a failed run
-    # has alerted; the next run judges only what arrived since.
-    mark_judged_task(store, checks)
-    if report.exceeded:
-        raise HardFailuresExceeded(report.headline())
+    with flow_metrics(settings, "validate") as metrics:
+        # One series at a time: DuckDB refuses a read-only and a read-write connection to one
+        # file within a process, and the store opens one per call (reads and quarantine
+        # writes).
+        checks = [check_series_task(store, key, plan) for key in plan.keys]
+        report = gx_suite_task(checks, plan)
+        record_validation(metrics, report.as_dict())
+        publish_validation_report(report)
+        # Judged is judged, pass or fail: the failing candles are quarantined and a failed run
+        # has alerted; the next run judges only what arrived since.
+        mark_judged_task(store, checks)
+        if report.exceeded:
+            raise HardFailuresExceeded(report.headline())
     get_run_logger().info("%s; summary: %s", report.headline(), report.summary_page)
     return report.as_dict()

@@ -32,6 +32,7 @@ from tradeflow.config_files import (
     one_or_many,
     read_yaml,
 )
+from tradeflow.monitoring_settings import MonitoringSettings
 from tradeflow.order_flow_settings import RecorderSettings, RetentionSettings
 from tradeflow.symbols import Symbols
 
@@ -39,7 +40,8 @@ ENV_PREFIX = "TRADEFLOW_"
 ENV_CONFIG_PATH = "TRADEFLOW_CONFIG"
 # Environment variables with the prefix that are not configuration keys.
 _ENV_NOT_CONFIG = {ENV_CONFIG_PATH, "TRADEFLOW_LIVE_CONFIRM", "TRADEFLOW_REQUIRE_POSTGRES",
-                   "TRADEFLOW_REQUIRE_CHROMIUM", "TRADEFLOW_TEST_POSTGRES_URL"}
+                   "TRADEFLOW_REQUIRE_CHROMIUM", "TRADEFLOW_TEST_POSTGRES_URL",
+                   "TRADEFLOW_REQUIRE_PROMETHEUS"}
 _SECRET_KEYS = {("exchange", "api_key"), ("exchange", "api_secret")}
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
 _DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
@@ -289,6 +291,7 @@ class Settings(Frozen):
     trader: TraderSettings = TraderSettings()
     recorder: RecorderSettings = RecorderSettings()
     validation: ValidationSettings = ValidationSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("timeframes", mode="before")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tradeflow.config_files import ConfigError, Frozen, config_error, display_path, read_yaml
+from tradeflow.execution_settings import ExecutionSettings
 from tradeflow.symbols import Symbols
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -208,6 +209,7 @@ class StrategySettings(Frozen):
     costs: CostSettings = CostSettings()
     risk: RiskSettings = RiskSettings()
     promotion: PromotionSettings = PromotionSettings()
+    execution: ExecutionSettings = ExecutionSettings()  # live order types, exchange stop
     starting_balance: float = Field(10_000.0, gt=0, description="quote currency, paper/backtest")
 
     @field_validator("name")

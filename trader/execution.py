@@ -184,13 +184,14 @@ class LiveExecution:
             ledger.mark_rejected(cid, execution.rejected[:500])
             log.warning("order %s rejected: %s", cid, execution.rejected)
             return
-        if execution.exchange_order_id:
-            ledger.mark_submitted(cid, execution.exchange_order_id)
-        if execution.filled > 0 and execution.average:
-            self.book.apply_fill(cid, f"x-{execution.exchange_order_id}", execution.average,
-                                 execution.filled, execution.fee,
-                                 execution.fee_currency or self.book.quote, t,
-                                 execution.basis)
+        with ledger.transaction():  # ack and fill in one commit: one fsync, not two
+            if execution.exchange_order_id:
+                ledger.mark_submitted(cid, execution.exchange_order_id)
+            if execution.filled > 0 and execution.average:
+                self.book.apply_fill(cid, f"x-{execution.exchange_order_id}", execution.average,
+                                     execution.filled, execution.fee,
+                                     execution.fee_currency or self.book.quote, t,
+                                     execution.basis)
 
     def _sync(self, engine: PortfolioEngine) -> None:
         """Take cash and holdings from the ledger, which books the exchange's fills."""

@@ -1,7 +1,8 @@
 """Stop what `tradeflow up` (or `tradeflow demo --keep`) started.
 
 Cancels the trader's flow run (it books its last candle and publishes its summary), then
-stops the worker, the MLflow UI, the Prefect server and the simulator. Data stays.
+stops the worker, the MLflow UI, the Prefect server, the simulator, Prometheus and the
+Pushgateway. Data stays.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
                 prices = {s["symbol"]: s["last_price"] for s in status.get("streams", [])
                           if s.get("last_price")}
                 summary = ledger.summary(name, prices)
-                print(_render(name, book, summary, status, timeframes))
+                print(_render(name, book, summary, status, timeframes,
+                              orders=_open_orders(ledger, name)))
                 shown = True
         finally:
             ledger.close()
@@ -74,8 +75,18 @@ def _age(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds}s"
 
 
+def _open_orders(ledger: object, name: str) -> list[dict]:
+    """The strategy's open orders, each with the last state its order events recorded."""
+    events = {e.client_order_id: e.state
+              for e in ledger.order_events(name)}  # type: ignore[attr-defined]
+    return [{"symbol": o.symbol, "side": o.side, "type": o.type, "amount": o.amount,
+             "price": o.limit_price, "filled": o.filled, "id": o.client_order_id,
+             "state": events.get(o.client_order_id, o.status.value)}
+            for o in ledger.pending_orders(name)]  # type: ignore[attr-defined]
+
+
 def _render(name: str, book: str, summary: dict, status: dict,
-            timeframes: object) -> str:  # noqa: ANN001
+            timeframes: object, *, orders: list[dict] | None = None) -> str:  # noqa: ANN001
     from tradeflow.status_lines import breaker_lines
 
     lines = [f"strategy {name}  book {book}  model "
@@ -92,6 +103,10 @@ def _render(name: str, book: str, summary: dict, status: dict,
         if abs(p.get("qty", 0)) > 0:
             lines.append(f"  {p['symbol']:<10} qty {p['qty']:.6g} avg {p.get('avg_price', 0):.6g}"
                          f" unrealised {p.get('unrealized_pnl', 0):+,.2f}")
+    for o in orders or []:
+        price = f" @ {o['price']:.6g}" if o.get("price") else ""
+        lines.append(f"  order  {o['symbol']:<10} {o['side']} {o['type']} {o['amount']:.6g}"
+                     f"{price}  filled {o['filled']:.6g}  {o['state']}  {o['id']}")
     if status:
         age = status.get("age_s")
         last = status.get("last_candle")

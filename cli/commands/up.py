@@ -3,7 +3,9 @@
 The exchange simulator (when the profile's exchange is the local simulator), a Prefect
 server, a worker of the tradeflow-local process pool with every deployment of prefect.yaml
 (daily retrain at 02:00 UTC, backfill every 15 minutes), the MLflow UI and the paper trader
-deployment. With no champion yet, one daily retrain runs first. Idempotent: what already
+deployment. With no champion yet, one daily retrain runs first. --monitoring also starts
+Prometheus (scraping the trader, the recorder and the Pushgateway, with the alert rules) and
+the Pushgateway, where the worker's flow runs push their metrics. Idempotent: what already
 runs is left alone. Logs and pids are under <data_dir>/services; `tradeflow down` stops it.
 """
 
@@ -13,7 +15,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser  # no options: everything comes from the profile
+    parser.add_argument("--monitoring", action="store_true",
+                        help="also start Prometheus and the Pushgateway (Debian packages "
+                             "prometheus, prometheus-pushgateway)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args, check_exchange=True)
     profile = Path(args.config or os.environ.get(ENV_CONFIG_PATH) or DEFAULT_CONFIG)
-    urls = up(settings, profile)
+    urls = up(settings, profile, monitoring=args.monitoring)
     print("\ntradeflow is up:")
     for label, url in urls.items():
         print(f"  {label:<22} {url}")

@@ -26,6 +26,7 @@ from tradeflow.exchange import parse
 from tradeflow.exchange import types as t
 from tradeflow.exchange.book import LocalBook
 from tradeflow.exchange.breaker import breaker_for
+from tradeflow.exchange.order_rules import OrderRequest, ccxt_arguments
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -442,14 +443,17 @@ class ExchangeClient:
 
     async def create_order(self, symbol: str, side: str, order_type: str, amount: float,
                            price: float | None = None, *, client_order_id: str) -> t.Order:
-        """Place an order. ``client_order_id`` makes a resend of the same decision idempotent.
+        """A plain market or GTC limit order (see :meth:`place_order`)."""
+        return await self.place_order(symbol, OrderRequest(side, amount, order_type, price),
+                                      client_order_id=client_order_id)
 
-        Not retried blindly: after a transient failure the caller looks the order up by its
-        client id before sending again.
-        """
-        params = {"clientOrderId": client_order_id}
-        raw = await self.call(self._ex.create_order, symbol, order_type, side, amount, price,
-                              params, retry=False)
+    async def place_order(self, symbol: str, request: OrderRequest, *,
+                          client_order_id: str) -> t.Order:
+        """Place a prepared order; not retried: after a failure look it up by client id."""
+        order_type, price, params = ccxt_arguments(request)
+        params["clientOrderId"] = client_order_id  # makes a resend idempotent
+        raw = await self.call(self._ex.create_order, symbol, order_type, request.side,
+                              request.amount, price, params, retry=False)
         return parse.order(raw, client_order_id)
 
     async def cancel_order(self, order_id: str, symbol: str) -> t.Order:

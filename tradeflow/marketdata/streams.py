@@ -38,7 +38,33 @@ from tradeflow.marketdata.buffer import CHANNELS, MarketBuffer
 from tradeflow.marketdata.events import Callbacks, Cursor, Listener, Transition, Update, new_rows
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 5.0
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` without waiting for it; its outcome is retrieved when it settles."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 S = ConnectionState
+
+
+async def next_message(watch: Any, channel: str, symbol: str, timeout: float) -> Any:
+    """The next message of ``watch.watch(channel, symbol)``; TimeoutError after ``timeout`` s.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it waits for the cancelled watch to finish, and a
+    ccxt.pro watch can swallow that cancel and wait for the next message (seen: ``close()``
+    hung for minutes). Here a cancelled or timed-out watch is abandoned; closing or resetting
+    the websockets settles it."""
+    pending = asyncio.ensure_future(watch.watch(channel, symbol))
+    try:
+        done, _ = await asyncio.wait({pending}, timeout=timeout)
+    except asyncio.CancelledError:
+        _abandon(pending)
+        raise
+    if not done:
+        _abandon(pending)
+        raise TimeoutError
+    return pending.result()
 
 
 @dataclass(slots=True)
@@ -197,7 +223,12 @@ class MarketDataStream:
         tasks = [s.task for s in self.subscriptions.values() if s.task and s.task is not current]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            for task in pending:  # never seen since _next_message; a stop must not hang
+                log.warning("%s: %s did not stop within %ss", self.exchange_id,
+                            task.get_name(), STOP_TIMEOUT_S)
+                _abandon(task)
         for sub in self.subscriptions.values():
             sub.task = None
 
@@ -249,8 +280,8 @@ class MarketDataStream:
     async def _run(self, sub: Subscription) -> None:
         while True:
             try:
-                data = await asyncio.wait_for(self.watch.watch(sub.channel, sub.symbol),
-                                              timeout=self.heartbeat_s)
+                data = await next_message(self.watch, sub.channel, sub.symbol,
+                                          self.heartbeat_s)
             except TimeoutError:
                 if not await self._reconnect(sub, f"stale: no message for {self.heartbeat_s}s",
                                              stale=True):

@@ -42,7 +42,7 @@ from trader.ledger.convert import (
 )
 from trader.ledger.database import create_ledger_engine, writer
 from trader.ledger.migrations import migrate
-from trader.ledger.order_writes import OrderWrites
+from trader.ledger.order_writes import OrderWrites, add_event
 from trader.ledger.reads import LedgerReads
 from trader.ledger.records import (
     EquityRecord,
@@ -254,6 +254,8 @@ class Ledger(LedgerReads, OrderWrites):
                 average_price=None, fee_paid=0.0, error=None, created_at=now, updated_at=now,
             ) for seq, o in enumerate(orders)]
             s.add_all(new_rows)
+            for o in new_rows:
+                add_event(s, o)
             if d.kind == "signal":
                 last = state.last_candles.get(d.symbol)
                 if last is None or d.candle_open_time > int(last):

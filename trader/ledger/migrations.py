@@ -138,9 +138,35 @@ def _v2_fill_basis(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE fills ADD COLUMN basis {json}"))
 
 
+def _v3_order_events(conn: Connection) -> None:
+    """order_events: every state an order went through (ack, part fills, endings), in order."""
+    md = sa.MetaData()
+    big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    json = sa.JSON().with_variant(JSONB(), "postgresql")
+    sa.Table(
+        "order_events", md,
+        sa.Column("id", big_id, primary_key=True, autoincrement=True),
+        sa.Column("strategy", sa.String(64), nullable=False),
+        sa.Column("client_order_id", sa.String(36), nullable=False),
+        sa.Column("exchange_order_id", sa.String(64), nullable=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("filled", sa.Double, nullable=False),
+        sa.Column("average_price", sa.Double, nullable=True),
+        sa.Column("ts", sa.BigInteger, nullable=False),
+        sa.Column("raw", json, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("client_order_id", "state", "filled", name="uq_order_events_step"),
+        sa.CheckConstraint("state IN ('NEW', 'ACKED', 'PARTIALLY_FILLED', 'FILLED', "
+                           "'CANCELED', 'REJECTED', 'EXPIRED')", name="ck_order_events_state"),
+        sa.Index("ix_order_events_strategy", "strategy", "id"),
+    )
+    md.create_all(conn, checkfirst=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial ledger schema", _v1_initial),
     Migration(2, "fills.basis: the book or price a paper fill used", _v2_fill_basis),
+    Migration(3, "order_events: each order's state transitions", _v3_order_events),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

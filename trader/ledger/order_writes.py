@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tradeflow.trading.order_lifecycle import OrderState
 from trader.ledger.accounting import Book, apply_fill_to, close_enough, fee_kind
 from trader.ledger.convert import order_record
 from trader.ledger.records import (
@@ -25,7 +26,36 @@ from trader.ledger.records import (
     UnknownOrder,
     check_length,
 )
-from trader.ledger.tables import Decision, Fill, Order, Position, TraderState, utc_now
+from trader.ledger.tables import (
+    Decision,
+    Fill,
+    Order,
+    OrderEvent,
+    Position,
+    TraderState,
+    utc_now,
+)
+
+# The ledger's order status as a state of the order state machine (SUBMITTED is acknowledged).
+_STATE = {**{s.value: OrderState(s.value) for s in OrderStatus if s is not OrderStatus.SUBMITTED},
+          OrderStatus.SUBMITTED.value: OrderState.ACKED}
+
+
+def add_event(session: Session, order: Order, state: OrderState | None = None,
+              ts: int | None = None, raw: dict[str, Any] | None = None) -> None:
+    """Record the order's current state in ``order_events`` (a repeated state is a no-op)."""
+    state = state or _STATE[order.status]
+    seen = session.scalar(sa.select(OrderEvent.id).where(
+        OrderEvent.client_order_id == order.client_order_id, OrderEvent.state == state.value,
+        OrderEvent.filled == order.filled))
+    if seen is not None:
+        return
+    now = utc_now()
+    session.add(OrderEvent(
+        strategy=order.strategy, client_order_id=order.client_order_id,
+        exchange_order_id=order.exchange_order_id, state=state.value, filled=order.filled,
+        average_price=order.average_price,
+        ts=int(now.timestamp() * 1000) if ts is None else int(ts), raw=raw, created_at=now))
 
 
 class OrderWrites:
@@ -64,6 +94,7 @@ class OrderWrites:
                     order.exchange_order_id = exchange_order_id
                     if status is OrderStatus.NEW:
                         order.status = OrderStatus.SUBMITTED.value
+                        add_event(s, order)
                     order.updated_at = utc_now()
                 s.flush()
                 return order_record(order)
@@ -83,10 +114,16 @@ class OrderWrites:
                                         f"{order.filled} filled; it cannot be rejected")
             order.status = OrderStatus.REJECTED.value
             order.error, order.updated_at = error, utc_now()
+            add_event(s, order)
             return order_record(order)
 
-    def mark_canceled(self, client_order_id: str, reason: str | None = None) -> OrderRecord:
-        """The order was canceled: any open status -> CANCELED (keeping partial fills)."""
+    def mark_canceled(self, client_order_id: str, reason: str | None = None, *,
+                      expired: bool = False) -> OrderRecord:
+        """The order was canceled: any open status -> CANCELED (keeping partial fills).
+
+        ``expired``: the exchange ended it (an IOC/FOK remainder, a timeout); the ledger's
+        status is CANCELED all the same and its order event says EXPIRED.
+        """
         with self._write() as s:
             order = self._lock_order(s, client_order_id)
             status = OrderStatus(order.status)
@@ -98,6 +135,7 @@ class OrderWrites:
             order.status, order.updated_at = OrderStatus.CANCELED.value, utc_now()
             if reason is not None:
                 order.error = reason
+            add_event(s, order, OrderState.EXPIRED if expired else None)
             return order_record(order)
 
     def apply_fill(self, client_order_id: str, trade_id: str, price: float, amount: float,
@@ -157,6 +195,8 @@ class OrderWrites:
             elif order.status in (OrderStatus.NEW.value, OrderStatus.SUBMITTED.value):
                 order.status = OrderStatus.PARTIALLY_FILLED.value
             order.updated_at = now
+            if order.status in (OrderStatus.FILLED.value, OrderStatus.PARTIALLY_FILLED.value):
+                add_event(s, order, ts=ts)
 
             if after.qty == 0.0:
                 position.opened_at_candle = None

@@ -24,6 +24,7 @@ from trader.ledger.records import (
     DecisionRecord,
     EquityRecord,
     FillRecord,
+    OrderEventRecord,
     OrderRecord,
     PositionRecord,
     TraderStateRecord,
@@ -34,6 +35,7 @@ from trader.ledger.tables import (
     EquitySnapshot,
     Fill,
     Order,
+    OrderEvent,
     Position,
     TraderState,
 )
@@ -120,6 +122,18 @@ class LedgerReads:
             rows = s.scalars(sa.select(Order).where(Order.strategy == strategy)
                              .order_by(Order.decision_id, Order.seq))
             return [order_record(o) for o in rows]
+
+    def order_events(self, strategy: str,
+                     client_order_id: str | None = None) -> list[OrderEventRecord]:
+        """The states the strategy's orders (or one order) went through, in order."""
+        with self._read() as s:
+            query = sa.select(OrderEvent).where(OrderEvent.strategy == strategy)
+            if client_order_id is not None:
+                query = query.where(OrderEvent.client_order_id == client_order_id)
+            return [OrderEventRecord(e.id, e.strategy, e.client_order_id, e.exchange_order_id,
+                                     e.state, e.filled, e.average_price, e.ts,
+                                     None if e.raw is None else dict(e.raw))
+                    for e in s.scalars(query.order_by(OrderEvent.id))]
 
     def fills(self, strategy: str) -> list[FillRecord]:
         """Every fill of the strategy, in booking order."""

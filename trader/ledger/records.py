@@ -167,6 +167,21 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderEventRecord:
+    """One state an order reached (see :class:`trader.ledger.tables.OrderEvent`)."""
+
+    id: int
+    strategy: str
+    client_order_id: str
+    exchange_order_id: str | None
+    state: str
+    filled: float
+    average_price: float | None
+    ts: int
+    raw: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class OrderRecord:
     client_order_id: str
     decision_id: int

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tradeflow.trading.order_lifecycle import OrderState
 from trader.ledger.records import OrderStatus
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
@@ -154,6 +155,34 @@ class Fill(Base):
     created_at: Mapped[datetime]
     # What a paper fill was priced on (book levels walked, or the fallback and why); v2.
     basis: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class OrderEvent(Base):
+    """One state an order reached (v3); (client_order_id, state, filled) makes a repeat a no-op.
+
+    Written in the same transaction as the change it records. ``state`` is the order state
+    machine's (:class:`tradeflow.trading.order_lifecycle.OrderState`), ``raw`` what the
+    exchange said, when it said something.
+    """
+
+    __tablename__ = "order_events"
+    __table_args__ = (
+        sa.UniqueConstraint("client_order_id", "state", "filled", name="uq_order_events_step"),
+        sa.CheckConstraint("state IN (" + ", ".join(f"'{s.value}'" for s in OrderState) + ")",
+                           name="ck_order_events_state"),
+        sa.Index("ix_order_events_strategy", "strategy", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    strategy: Mapped[str] = mapped_column(sa.String(64))
+    client_order_id: Mapped[str] = mapped_column(sa.String(36))
+    exchange_order_id: Mapped[str | None] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    filled: Mapped[float]
+    average_price: Mapped[float | None]
+    ts: Mapped[int] = mapped_column(sa.BigInteger)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    created_at: Mapped[datetime]
 
 
 class Position(Base):

@@ -15,6 +15,7 @@ from tradeflow.exchange import (
     BadSymbol,
     InsufficientFunds,
     OrderNotFound,
+    OrderRejected,
     RateLimited,
 )
 from tradeflow.exchange.ccxt_client import ExchangeClient
@@ -267,3 +268,33 @@ def test_a_base_url_redirects_the_futures_apis_too() -> None:
     assert api["public"] == "http://127.0.0.1:8765/api/v3"
     assert api["fapiPublic"] == "http://127.0.0.1:8765/fapi/v1"  # linear markets and klines
     assert api["dapiPublic"] == "http://127.0.0.1:8765/dapi/v1"
+
+
+def test_limit_orders_with_time_in_force_post_only_and_stops(sim_factory: SimFactory) -> None:
+    from tradeflow.exchange.order_rules import OrderRequest, prepare
+
+    sim = sim_factory()
+
+    async def body() -> None:
+        async with client(sim.base_url, api_key="sim-key", api_secret="sim-secret") as ex:
+            market = (await ex.load_markets())["BTC/USDT"]
+            last = (await ex.fetch_ticker("BTC/USDT")).last
+            far_below = prepare(OrderRequest("buy", 0.01, "limit", price=last * 0.9,
+                                             time_in_force="IOC"), market, last)
+            ioc = await ex.place_order("BTC/USDT", far_below, client_order_id="tf-ioc")
+            assert (ioc.status, ioc.filled) == ("expired", 0.0)
+            marketable = prepare(OrderRequest("buy", 0.01, "limit", price=last * 1.1,
+                                              post_only=True), market, last)
+            with pytest.raises(OrderRejected):
+                await ex.place_order("BTC/USDT", marketable, client_order_id="tf-maker")
+            bought = await ex.place_order("BTC/USDT", prepare(OrderRequest("buy", 0.01), market,
+                                          last), client_order_id="tf-entry")
+            assert bought.status == "closed"
+            stop = prepare(OrderRequest("sell", 0.005, "stop_loss_limit", price=last * 0.94,
+                                        stop_price=last * 0.95), market, last)
+            resting = await ex.place_order("BTC/USDT", stop, client_order_id="tf-stop")
+            assert resting.status == "open"
+            (open_,) = await ex.fetch_open_orders("BTC/USDT")
+            assert open_.client_order_id == "tf-stop"
+
+    run(body())

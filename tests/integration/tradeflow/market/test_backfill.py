@@ -117,12 +117,12 @@ def test_killed_run_then_rerun_equals_an_uninterrupted_run(sim_factory: SimFacto
                                                            tmp_path: Path) -> None:
     # The clock stands still so both runs see the same last closed candle.
     sim = sim_factory(history_days=3.0, speed=1e-9)
-    sim.set_faults(latency_ms=25)  # slow enough to be killed mid-way
+    sim.set_faults(latency_ms=150)  # slow enough to be killed mid-way, also on a busy machine
     killed, clean = tmp_path / "killed.duckdb", tmp_path / "clean.duckdb"
     proc = cli(cli_env(sim.base_url, killed), "--days", "3")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until some pages are stored, then kill -9
-        time.sleep(0.3)
+        time.sleep(0.05)
         if killed.exists() and killed.stat().st_size > 300_000:
             break
     os.killpg(proc.pid, signal.SIGKILL)

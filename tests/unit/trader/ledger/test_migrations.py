@@ -151,7 +151,7 @@ def test_a_version_1_ledger_with_fills_gains_the_basis_column(tmp_path: Path) ->
             "'buy', 100, 1, 0.1, 'USDT', 0, CURRENT_TIMESTAMP)"))
     engine.dispose()
     with Ledger(url) as ledger:
-        assert ledger.schema_version == LATEST_VERSION == 2
+        assert ledger.schema_version == LATEST_VERSION >= 3
         assert_migrated_schema_matches_models(ledger.engine)
         (old,) = ledger.fills("s")
         assert (old.trade_id, old.price, old.basis) == ("t1", 100.0, None)
@@ -162,3 +162,46 @@ def test_a_version_1_ledger_with_fills_gains_the_basis_column(tmp_path: Path) ->
         assert ledger.apply_fill(order.client_order_id, "p1", 101.0, 1.0, 0.1, "USDT", 60_000,
                                  basis)
         assert [f.basis for f in ledger.fills("s")] == [None, basis]
+
+
+def test_a_version_2_ledger_gains_order_events_that_follow_every_transition(
+        tmp_path: Path) -> None:
+    from trader.ledger import NewDecision, NewOrder
+    from trader.ledger.database import writer
+    from trader.ledger.migrations import _VERSION_TABLE, MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = create_ledger_engine(url)
+    with writer(engine).begin() as con:  # the schema as a version-2 trader left it
+        _VERSION_TABLE.create(con)
+        for m in MIGRATIONS[:2]:
+            m.apply(con)
+            con.execute(_VERSION_TABLE.insert().values(
+                version=m.version, description=m.description, applied_at=sa.func.now()))
+    assert "order_events" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+    with Ledger(url) as ledger:
+        assert ledger.schema_version == LATEST_VERSION
+        assert_migrated_schema_matches_models(ledger.engine)
+        ledger.init_strategy("s", 1000.0)
+        a, b = ledger.record_decision(NewDecision(
+            strategy="s", symbol="BTC/USDT", candle_open_time=0, kind="signal", action="buy",
+            reason="r", price=100.0), [NewOrder(side="buy", amount=1.0),
+                                       NewOrder(side="buy", amount=1.0)])
+        ledger.mark_submitted(a.client_order_id, "x1")
+        ledger.mark_submitted(a.client_order_id, "x1")  # a repeated ack: no new event
+        ledger.apply_fill(a.client_order_id, "t1", 100.0, 0.4, 0.0, "USDT", 1_000)
+        ledger.apply_fill(a.client_order_id, "t1", 100.0, 0.4, 0.0, "USDT", 1_000)  # repeat
+        ledger.apply_fill(a.client_order_id, "t2", 102.0, 0.6, 0.0, "USDT", 2_000)
+        ledger.mark_submitted(b.client_order_id, "x2")
+        ledger.mark_canceled(b.client_order_id, "IOC remainder", expired=True)
+        steps = [(e.client_order_id, e.state, e.filled) for e in ledger.order_events("s")]
+        assert steps == [
+            (a.client_order_id, "NEW", 0.0), (b.client_order_id, "NEW", 0.0),
+            (a.client_order_id, "ACKED", 0.0), (a.client_order_id, "PARTIALLY_FILLED", 0.4),
+            (a.client_order_id, "FILLED", 1.0), (b.client_order_id, "ACKED", 0.0),
+            (b.client_order_id, "EXPIRED", 0.0)]
+        last = ledger.order_events("s", a.client_order_id)[-1]
+        assert (last.exchange_order_id, last.ts) == ("x1", 2_000)
+        assert last.average_price == pytest.approx(101.2)
+        assert ledger.order(b.client_order_id).status == "CANCELED"
