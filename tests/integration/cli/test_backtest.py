@@ -238,3 +238,16 @@ def test_unknown_version_missing_model_and_other_timeframe_are_refused(
     with pytest.raises(UserError, match=r"v1 was trained on 1m candles; the strategy "
                                         r"momentum_xgb uses 5m$"):
         resolve_model(ModelChoice("version", "1"), slower, settings)
+
+
+def test_a_technical_strategy_backtests_with_no_model_registered(tmp_path: Path) -> None:
+    market = build_market(tmp_path)  # a fresh store; nothing trained or registered
+    rsi = REPO / "config" / "strategies" / "rsi_meanrev.yaml"
+    proc = run_cli(market, "backtest", "--strategy", str(rsi))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "signals: unanimous of rsi, trend_15m" in out, out
+    trades = re.search(r"^Closed trades\s+\|\s+(\d+)$", out, re.M)
+    assert trades and int(trades.group(1)) > 0, out
+    assert re.search(r"^trades: \d+", out, re.M), out
+    assert not (tmp_path / "mlflow.db").exists()  # the registry was never opened
