@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/features.py [--rows 1000000] [--repeats 5]``
 
 Prints the time to compute every feature of ``config/strategies/momentum_xgb.yaml`` on a
-million 1m candles, then RSI, MACD, BBANDS and ATR in ``models.indicators`` against ``talib``
+million 1m candles, then RSI, MACD, BBANDS and ATR in ``tradeflow.indicators`` against ``talib``
 on the same arrays, with the ratio ours / TA-Lib (goal: <= 2x). Times are the best of
 ``--repeats`` runs after one warm-up call (numba compiles on first use; its cache keeps the
 machine code for later processes).
@@ -24,8 +24,8 @@ import talib
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import indicators as ind  # noqa: E402
 from models.features import FeaturePipeline  # noqa: E402
+from tradeflow import indicators as ind  # noqa: E402
 from tradeflow.strategy import load_strategy  # noqa: E402
 
 GOAL = 2.0

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from models import indicators as ind
+from tradeflow import indicators as ind
 from tradeflow import timeframes
 
 DAY_MS = 86_400_000

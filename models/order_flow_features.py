@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from models import indicators as ind
 from models.families import DAY_MS, Bars, Columns, Family, Param, num, register
 from models.order_flow import BOOK_LEVELS, BOOK_PRICE_INPUTS, book_qty_inputs
+from tradeflow import indicators as ind
 from tradeflow import timeframes
 
 __all__ = ["ORDER_FLOW_FAMILIES"]

@@ -9,8 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from tradeflow import timeframes
+from tradeflow.indicators import decay_length, rsi, sma
 from tradeflow.signals.base import BUY, NEUTRAL, SELL, Frame, SignalSource, SourceSignals, column
-from tradeflow.signals.indicators import rsi, sma, wilder_warmup
+
+
+def wilder_warmup(period: int, eps: float = 1e-10) -> int:
+    """Rows after which Wilder's average (RSI) keeps less than ``eps`` of its seed."""
+    return period + decay_length(1.0 / period, eps)
 
 
 def _need(ok: bool, message: str) -> None:

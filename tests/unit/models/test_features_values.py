@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import indicators as ind
 from models.features import FeaturePipeline
 from tests.unit.models.test_features_support import DAY_MS, MINUTE_MS, T0, random_walk_candles
+from tradeflow import indicators as ind
 
 
 def compute(spec: dict[str, Any] | str, candles: pd.DataFrame, tf: str = "1m") -> pd.DataFrame:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import talib
 
-from models import indicators as ind
 from tests.unit.models.test_features_support import random_walk_candles
+from tradeflow import indicators as ind
 
 TOL = 1e-6
 
