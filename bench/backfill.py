@@ -15,7 +15,6 @@ Run: ``.venv/bin/python bench/backfill.py``
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from simulator.launch import launch  # noqa: E402
 from tradeflow.config import ExchangeSettings  # noqa: E402
 from tradeflow.exchange.ccxt_client import ExchangeClient  # noqa: E402
 from tradeflow.market.backfill import Window, backfill_many  # noqa: E402
@@ -44,15 +44,8 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "simulator", "--port", "0", "--days", str(DAYS + 1),
-           "--symbols", ",".join(SYMBOLS), "--start", str(START_MS), "--speed", "1e-9"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    match = re.search(r"http://[\d.]+:\d+", proc.stdout.readline())
-    if not match:
-        proc.kill()
-        raise SystemExit("the simulator did not start")
-    return proc, match.group(0)
+    return launch("--days", str(DAYS + 1), "--symbols", ",".join(SYMBOLS),
+                  "--start", str(START_MS), "--speed", "1e-9")
 
 
 async def bare_loop(base_url: str, rate_limit: bool, since: int, end: int) -> tuple[int, float]:

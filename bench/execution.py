@@ -16,7 +16,6 @@ Run: ``.venv/bin/python bench/execution.py``
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import sqlite3
 import statistics
@@ -29,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
+from simulator.launch import launch  # noqa: E402
 from tradeflow.config import ExchangeSettings  # noqa: E402
 from tradeflow.exchange.ccxt_client import ExchangeClient  # noqa: E402
 from trader.brokers import LiveBroker  # noqa: E402
@@ -40,15 +40,7 @@ SYMBOL = "BTC/USDT"
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "simulator", "--port", "0", "--days", "2",
-           "--symbols", SYMBOL]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    match = re.search(r"http://[\d.]+:\d+", proc.stdout.readline())
-    if not match:
-        proc.kill()
-        raise SystemExit("the simulator did not start")
-    return proc, match.group(0)
+    return launch("--days", "2", "--symbols", SYMBOL)
 
 
 def pct(xs: list[float], q: float) -> float:

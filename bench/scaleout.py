@@ -21,7 +21,6 @@ Run: ``python bench/scaleout.py``
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from simulator.launch import launch  # noqa: E402
 from tradeflow.market.gaps import find_gaps  # noqa: E402
 from tradeflow.market.store import MarketStore, SeriesKey  # noqa: E402
 
@@ -65,15 +65,8 @@ print(report.count, time.time())
 
 
 def start_simulator() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "simulator", "--port", "0", "--days", str(DAYS + 1),
-           "--symbols", ",".join(SYMBOLS), "--start", str(START_MS), "--speed", "1e-9"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    match = re.search(r"http://[\d.]+:\d+", proc.stdout.readline())
-    if not match:
-        proc.kill()
-        raise SystemExit("the simulator did not start")
-    return proc, match.group(0)
+    return launch("--days", str(DAYS + 1), "--symbols", ",".join(SYMBOLS),
+                  "--start", str(START_MS), "--speed", "1e-9")
 
 
 def psql(sql: str) -> None:

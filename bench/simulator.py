@@ -16,7 +16,6 @@ Run: ``.venv/bin/python bench/simulator.py``
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import orjson
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
+from simulator.launch import launch  # noqa: E402
 from tests.fixtures.simulator import CCXT_OPTIONS, rewire_urls  # noqa: E402
 
 START_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC
@@ -62,15 +62,7 @@ class TimedBinance(ccxt_async.binance):  # type: ignore[misc]
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "simulator", "--port", "0", "--days", str(DAYS)]
-    cmd += ["--symbols", "BTC/USDT", "--start", str(START_MS)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    match = re.search(r"http://[\d.]+:\d+", proc.stdout.readline())
-    if not match:
-        proc.kill()
-        raise SystemExit("the simulator did not start")
-    return proc, match.group(0)
+    return launch("--days", str(DAYS), "--symbols", "BTC/USDT", "--start", str(START_MS))
 
 
 async def server_seconds(session: aiohttp.ClientSession, base_url: str) -> float:
