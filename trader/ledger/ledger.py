@@ -255,7 +255,7 @@ class Ledger(LedgerReads, OrderWrites):
             ) for seq, o in enumerate(orders)]
             s.add_all(new_rows)
             for o in new_rows:
-                add_event(s, o)
+                add_event(s, o, new_order=True)  # the decision's orders are new
             if d.kind == "signal":
                 last = state.last_candles.get(d.symbol)
                 if last is None or d.candle_open_time > int(last):

@@ -42,13 +42,14 @@ _STATE = {**{s.value: OrderState(s.value) for s in OrderStatus if s is not Order
 
 
 def add_event(session: Session, order: Order, state: OrderState | None = None,
-              ts: int | None = None, raw: dict[str, Any] | None = None) -> None:
-    """Record the order's current state in ``order_events`` (a repeated state is a no-op)."""
+              ts: int | None = None, raw: dict[str, Any] | None = None, *,
+              new_order: bool = False) -> None:
+    """Record the order's current state in ``order_events`` (a repeated state is a no-op;
+    ``new_order``: the order is being inserted, so it has no events to look up)."""
     state = state or _STATE[order.status]
-    seen = session.scalar(sa.select(OrderEvent.id).where(
-        OrderEvent.client_order_id == order.client_order_id, OrderEvent.state == state.value,
-        OrderEvent.filled == order.filled))
-    if seen is not None:
+    if not new_order and session.scalar(sa.select(OrderEvent.id).where(
+            OrderEvent.client_order_id == order.client_order_id,
+            OrderEvent.state == state.value, OrderEvent.filled == order.filled)) is not None:
         return
     now = utc_now()
     session.add(OrderEvent(
