@@ -128,12 +128,19 @@ def _parse_ohlcv_keep_extra(self: Any, ohlcv: Any, market: Any = None) -> list[A
 
 def _handle_ohlcv_keep_closed(self: Any, client: Any, message: Any) -> None:
     # Binance marks the last update of a candle with k.x = true; ccxt's unified rows drop it.
+    # A candle's final update is kept as sent: an earlier, partial update of the same candle
+    # that arrives after it (a reordered frame) is dropped, or it would overwrite the final
+    # values in ccxt's cache while the candle stays marked closed.
     kline = message.get("k") if isinstance(message, dict) else None
-    if isinstance(kline, dict) and kline.get("x") is True:
+    if isinstance(kline, dict):
         closed = self.__dict__.setdefault("_tradeflow_closed", {})
         seen = closed.setdefault((kline.get("s"), kline.get("i")), [])
-        seen.append(kline.get("t"))
-        del seen[:-64]  # a short memory is enough: callers look at the newest rows
+        if kline.get("x") is True:
+            if kline.get("t") not in seen:
+                seen.append(kline.get("t"))
+                del seen[:-64]  # a short memory is enough: callers look at the newest rows
+        elif kline.get("t") in seen:
+            return
     super(type(self), self).handle_ohlcv(client, message)
 
 
