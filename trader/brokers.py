@@ -47,7 +47,7 @@ class Broker(Protocol):
     def tradable_amount(self, symbol: str, amount: float, price: float) -> float: ...
 
     async def execute(self, symbol: str, side: str, amount: float,
-                      client_order_id: str) -> Execution: ...
+                      client_order_id: str, *, may_exist: bool = True) -> Execution: ...
 
     async def reconcile(self, symbol: str, client_order_id: str) -> Execution | None: ...
 
@@ -75,12 +75,18 @@ class LiveBroker:
         return amount
 
     async def execute(self, symbol: str, side: str, amount: float,
-                      client_order_id: str) -> Execution:
-        """Send (or find) the order and report its execution."""
+                      client_order_id: str, *, may_exist: bool = True) -> Execution:
+        """Send (or find) the order and report its execution.
+
+        ``may_exist``: an earlier run may have sent this order, so look it up by client order
+        id before sending. False for an order this run recorded itself and never sent: that
+        saves a request on the order's path; a retry after an error always looks first.
+        """
         for attempt in range(self.attempts):
-            existing = await self._lookup(symbol, client_order_id)
-            if existing is not None:
-                return _execution(existing, client_order_id)
+            if attempt > 0 or may_exist:
+                existing = await self._lookup(symbol, client_order_id)
+                if existing is not None:
+                    return _execution(existing, client_order_id)
             try:
                 order = await self.client.create_order(  # type: ignore[attr-defined]
                     symbol, side, "market", amount, client_order_id=client_order_id)

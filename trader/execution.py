@@ -114,6 +114,9 @@ class LiveExecution:
     def __init__(self, book: LedgerBook, broker: Broker) -> None:
         self.book = book
         self.broker = broker
+        # Client ids of the orders open when this run reconciled (None: not reconciled): only
+        # those can have been sent by an earlier run; a NEW order recorded later was not.
+        self._earlier: set[str] | None = None
 
     @contextlib.contextmanager
     def candle(self) -> Iterator[None]:
@@ -121,7 +124,9 @@ class LiveExecution:
 
     async def reconcile(self, engine: PortfolioEngine) -> None:
         ledger = self.book.ledger
-        for order in ledger.pending_orders(self.book.name):
+        pending = ledger.pending_orders(self.book.name)
+        self._earlier = {o.client_order_id for o in pending}
+        for order in pending:
             decided = ledger.order_candle(order.client_order_id)
             if engine.time is not None and decided is not None and decided > engine.time:
                 continue  # its candle was not finished: re-processing it settles the order
@@ -157,7 +162,10 @@ class LiveExecution:
     async def _settle(self, symbol: str, side: str, order: Any, amount: float, t: int) -> None:
         """Send a NEW order (or find it, if a previous run sent it); leave settled ones be."""
         if order.status == "NEW":
-            execution = await self.broker.execute(symbol, side, amount, order.client_order_id)
+            cid = order.client_order_id
+            execution = await self.broker.execute(
+                symbol, side, amount, cid,
+                may_exist=self._earlier is None or cid in self._earlier)
         elif order.status in ("SUBMITTED", "PARTIALLY_FILLED"):
             execution = await self.broker.reconcile(symbol, order.client_order_id)
             if execution is None:

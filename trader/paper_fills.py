@@ -74,7 +74,7 @@ class BookPaperBroker:
         return amount
 
     async def execute(self, symbol: str, side: str, amount: float,
-                      client_order_id: str) -> Execution:
+                      client_order_id: str, *, may_exist: bool = True) -> Execution:
         """Fill the whole order now (see the module docstring) and report it."""
         price, basis = self.price(symbol, side, amount)
         fee = price * amount * self.taker_bps / 1e4

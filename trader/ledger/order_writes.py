@@ -45,7 +45,8 @@ def add_event(session: Session, order: Order, state: OrderState | None = None,
               ts: int | None = None, raw: dict[str, Any] | None = None, *,
               new_order: bool = False) -> None:
     """Record the order's current state in ``order_events`` (a repeated state is a no-op;
-    ``new_order``: the order is being inserted, so it has no events to look up)."""
+    ``new_order``: the caller knows this step is not recorded yet (an order being inserted, a
+    fill that raised the filled amount), so there is nothing to look up)."""
     state = state or _STATE[order.status]
     if not new_order and session.scalar(sa.select(OrderEvent.id).where(
             OrderEvent.client_order_id == order.client_order_id,
@@ -95,7 +96,7 @@ class OrderWrites:
                     order.exchange_order_id = exchange_order_id
                     if status is OrderStatus.NEW:
                         order.status = OrderStatus.SUBMITTED.value
-                        add_event(s, order)
+                        add_event(s, order, new_order=True)  # left NEW just now: a new step
                     order.updated_at = utc_now()
                 s.flush()
                 return order_record(order)
@@ -158,10 +159,13 @@ class OrderWrites:
         check_length("fee_currency", fee_currency)
         price, amount, fee, ts = float(price), float(amount), float(fee), int(ts)
         with self._write() as s:
-            strategy = s.scalar(sa.select(Order.strategy).where(
-                Order.client_order_id == client_order_id))
-            if strategy is None:
+            # The order's strategy, without a lock (and without a query when this transaction
+            # has loaded the order already); the locks follow in the ledger's order: the
+            # strategy's state, then the order.
+            known = s.get(Order, client_order_id)
+            if known is None:
                 raise UnknownOrder(f"no order with client order id {client_order_id!r}")
+            strategy = known.strategy
             state = self._lock_state(s, strategy)
             order = self._lock_order(s, client_order_id)
             seen = s.scalar(sa.select(Fill.id).where(
@@ -197,7 +201,9 @@ class OrderWrites:
                 order.status = OrderStatus.PARTIALLY_FILLED.value
             order.updated_at = now
             if order.status in (OrderStatus.FILLED.value, OrderStatus.PARTIALLY_FILLED.value):
-                add_event(s, order, ts=ts)
+                # A new fill of a positive amount raised ``filled``: this step is not recorded
+                # yet, so there is nothing to look up.
+                add_event(s, order, ts=ts, new_order=amount > 0)
 
             if after.qty == 0.0:
                 position.opened_at_candle = None
