@@ -40,15 +40,17 @@ def prometheus_config(settings: Settings, pushgateway: str | None,
     ``pushgateway`` is ``host:port``; ``extra_targets`` maps more job names to ``host:port``.
     """
     interval = f"{settings.monitoring.scrape_interval_s:g}s"
-    jobs: dict[str, str] = {}
-    if settings.trader.metrics_port:
-        jobs["tradeflow-trader"] = f"127.0.0.1:{settings.trader.metrics_port}"
+    jobs: dict[str, list[str]] = {}
+    trader = settings.trader
+    ports = [trader.metrics_port_of(s) for s in trader.strategies]  # one trader per strategy
+    if any(ports):
+        jobs["tradeflow-trader"] = [f"127.0.0.1:{p}" for p in ports if p]
     if settings.recorder.metrics_port:
-        jobs["tradeflow-recorder"] = f"127.0.0.1:{settings.recorder.metrics_port}"
-    jobs.update(extra_targets or {})
+        jobs["tradeflow-recorder"] = [f"127.0.0.1:{settings.recorder.metrics_port}"]
+    jobs.update({name: [target] for name, target in (extra_targets or {}).items()})
     scrape: list[dict[str, Any]] = [
-        {"job_name": name, "static_configs": [{"targets": [target]}]}
-        for name, target in jobs.items()]
+        {"job_name": name, "static_configs": [{"targets": targets}]}
+        for name, targets in jobs.items()]
     if pushgateway:
         # honor_labels: a pushed series keeps its own job label (the flow's), not "pushgateway".
         scrape.append({"job_name": "pushgateway", "honor_labels": True,

@@ -3,8 +3,10 @@
 ``up`` keeps running, in the background: the exchange simulator (when the profile's exchange
 is the local simulator), a Prefect server, a process worker of ``tradeflow-local`` with every
 deployment of prefect.yaml (daily retrain at 02:00 UTC, backfill every 15 minutes), the MLflow
-UI, and the trader deployment. With no champion yet, it runs one daily retrain first so the
-trader has a model. ``down`` cancels the trader's flow run and stops them all.
+UI, and one trader run per strategy of the profile (``trader.strategy`` and ``trader.also``,
+each with its own metrics port), with the automation that restarts a crashed trader run
+(:mod:`trader.restarts`). With no champion yet, it runs one daily retrain first so the trader
+has a model. ``down`` cancels the trader runs and stops them all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cli.supervisor import (
 )
 from tradeflow.config import Settings
 from tradeflow.errors import UserError
+from trader.restarts import ensure_restart_automation
 
 ORDER = ["worker", "mlflow-ui", "prefect-server", "simulator", "prometheus", "pushgateway"]
 
@@ -95,20 +98,31 @@ def up(settings: Profile, profile: Path, *, monitoring: bool = False,
         say("the worker was started without --monitoring: its flow runs do not push metrics "
             "until `tradeflow down` and `tradeflow up --monitoring`")
     os.environ["PREFECT_API_URL"] = api
-    # The deployments run the profile's strategy, whatever prefect.yaml's default says.
-    strategy = {"strategy": settings.trader.strategy}
-    if not _has_champion(settings):
+    asyncio.run(ensure_restart_automation("trader/trader"))
+    # The deployments run the profile's strategies, whatever prefect.yaml's default says.
+    if not _has_champion(settings, settings.trader.strategy):
         say("no champion yet: running daily-retrain once now (a few minutes)")
-        _run_and_wait("daily-retrain/daily-retrain", strategy)
-    if not _has_champion(settings):
-        say("daily-retrain did not produce a champion (see its promote artifact); the trader "
-            "deployment is not started")
-    elif not asyncio.run(_active_runs("trader/trader")):
-        _run_and_wait("trader/trader", {**strategy, "mode": settings.trader.mode}, wait=False)
-        say(f"started the trader deployment ({settings.trader.mode})")
-    if settings.trader.metrics_port:
-        urls["trader metrics"] = f"http://127.0.0.1:{settings.trader.metrics_port}/metrics"
+        _run_and_wait("daily-retrain/daily-retrain", {"strategy": settings.trader.strategy})
+    for strategy in settings.trader.strategies:
+        _start_trader(settings, strategy, say)
+        port = settings.trader.metrics_port_of(strategy)
+        if port:
+            urls[f"trader metrics ({Path(strategy).stem})"] = \
+                f"http://127.0.0.1:{port}/metrics"
     return urls
+
+
+def _start_trader(settings: Settings, strategy: str, say: Callable[[str], None]) -> None:
+    """One trader run of ``strategy``, unless one is running or queued already."""
+    if not _has_champion(settings, strategy):
+        say(f"{strategy}: no champion (train and promote it: tradeflow train / promote, or "
+            "the daily-retrain deployment); its trader is not started")
+    elif asyncio.run(_active_runs("trader/trader", strategy)):
+        say(f"{strategy}: a trader run is already active")
+    else:
+        _run_and_wait("trader/trader", {"strategy": strategy, "mode": settings.trader.mode},
+                      wait=False)
+        say(f"started the trader of {strategy} ({settings.trader.mode})")
 
 
 def down(settings: Settings, services_dir: Path | None = None, *,
@@ -136,12 +150,12 @@ def _env_of(service: Any) -> str:
         return ""
 
 
-def _has_champion(settings: Settings) -> bool:
+def _has_champion(settings: Settings, strategy: str) -> bool:
     from models.registry import champion, configure_tracking
     from tradeflow.strategy import load_strategy
 
     configure_tracking(settings)
-    return champion(load_strategy(settings.trader.strategy).model_name) is not None
+    return champion(load_strategy(strategy).model_name) is not None
 
 
 def _run_and_wait(name: str, parameters: dict[str, Any], *, wait: bool = True) -> Any:
@@ -155,7 +169,9 @@ def _run_and_wait(name: str, parameters: dict[str, Any], *, wait: bool = True) -
     return run
 
 
-async def _active_runs(name: str) -> list[Any]:
+async def _active_runs(name: str, strategy: str | None = None) -> list[Any]:
+    """Running, pending or scheduled runs of deployment ``name`` (of ``strategy`` only, when
+    given)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -168,10 +184,12 @@ async def _active_runs(name: str) -> list[Any]:
 
     async with get_client() as client:
         deployment = await client.read_deployment_by_name(name)
-        return list(await client.read_flow_runs(
+        runs = await client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-                any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED])))))
+                any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED]))))
+    return [r for r in runs
+            if strategy is None or (r.parameters or {}).get("strategy") == strategy]
 
 
 async def _cancel_runs(name: str) -> int:

@@ -209,6 +209,11 @@ class TraderSettings(Frozen):
 
     mode: Literal["paper", "live"] = "paper"
     strategy: str = Field("config/strategies/meanrev_xgb.yaml", description="strategy file")
+    also: tuple[str, ...] = Field((), description="more strategy files, each traded by its "
+                                  "own trader run beside `strategy` (tradeflow up starts all)")
+    max_restarts: int = Field(5, ge=0, description="automatic restarts of a crashed trader "
+                              "within restart_window_s before it is left stopped")
+    restart_window_s: float = Field(3600.0, gt=0, description="window of max_restarts")
     stale_after_s: float = Field(90.0, gt=0, description="stream silent this long = stale")
     reconnect_max_s: float = Field(30.0, gt=0, description="cap of the reconnect backoff")
     model_poll_s: float = Field(30.0, gt=0, description="how often to look for a new champion")
@@ -221,6 +226,18 @@ class TraderSettings(Frozen):
     max_book_age_s: float = Field(10.0, gt=0, description="an older live book is not used")
     book_poll_s: float = Field(1.0, gt=0, description="order-book polling period without "
                                "an order-book stream")
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        """Every strategy file to trade: ``strategy`` first, then ``also`` (no repeats)."""
+        return tuple(dict.fromkeys((self.strategy, *self.also)))
+
+    def metrics_port_of(self, strategy_file: str) -> int | None:
+        """The metrics port of one strategy's trader: ``metrics_port`` + its place in
+        :attr:`strategies` (0 or None: off)."""
+        if not self.metrics_port:
+            return self.metrics_port
+        return self.metrics_port + self.strategies.index(strategy_file)
 
 
 Policy = Literal["warn", "quarantine", "exclude"]

@@ -16,6 +16,7 @@ from tradeflow.config import Settings
 from tradeflow.errors import UsageError, UserError
 from tradeflow.strategy import StrategySettings, load_strategy
 from tradeflow.symbols import parse_symbol
+from trader.exclusive import strategy_lock
 from trader.run_summary import RunSummary
 from trader.runner import Trader
 
@@ -84,8 +85,14 @@ def ledger_for(settings: Settings, mode: str = "paper", *, create: bool = True) 
 
 async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mode: str = "paper",
                      max_candles: int | None = None, stop: asyncio.Event | None = None,
-                     metrics_port: int | None = None, resume_halted: bool = False) -> RunSummary:
-    """Trade ``strategy`` until ``stop`` is set, ``max_candles`` were processed or SIGTERM."""
+                     metrics_port: int | None = None, resume_halted: bool = False,
+                     restarts: int = 0) -> RunSummary:
+    """Trade ``strategy`` until ``stop`` is set, ``max_candles`` were processed or SIGTERM.
+
+    One trader per strategy and ledger (:mod:`trader.exclusive`): a second one is refused.
+    ``restarts``: how many times this strategy's trader was restarted after a crash lately
+    (shown in status and metrics).
+    """
     from tradeflow.exchange.ccxt_client import ExchangeClient
     from trader.brokers import LiveBroker
     from trader.feed import CandleFeed
@@ -101,13 +108,20 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
         await check_live_keys(settings)
     models = ChampionSource(settings, strategy)
     served = models.load()  # no champion: say so before anything else is opened
-    ledger = ledger_for(settings, mode)
+    held = contextlib.ExitStack()
+    held.enter_context(strategy_lock(settings.ledger_url_for(mode), strategy.name))
+    try:
+        ledger = ledger_for(settings, mode)
+    except BaseException:
+        held.close()
+        raise
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     metrics = TraderMetrics(strategy.name)
+    metrics.restarts.labels(strategy.name).set(restarts)
     if metrics.serve(port or 0):
         log.info("metrics on http://127.0.0.1:%d/metrics", port)
     try:
@@ -128,6 +142,7 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
                             broker=broker, metrics=metrics,
                             status_path=status_path(settings, strategy.name),
                             resume_halted=resume_halted, order_flow=flow)
+            trader.restarts = restarts
             streams = None
             if flow is not None:
                 from tradeflow.exchange.orderflow import OrderFlowClient
@@ -156,6 +171,7 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
     finally:
         ledger.close()
         metrics.close()
+        held.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

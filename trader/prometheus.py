@@ -51,6 +51,9 @@ class TraderMetrics:
         self.breaker_opened = Gauge("tradeflow_exchange_breaker_opened",
                                     "times the exchange circuit breaker opened",
                                     ["strategy", "exchange"], registry=r)
+        self.restarts = Gauge("tradeflow_trader_restarts",
+                              "automatic restarts of this strategy's trader after a crash, "
+                              "within the restart window", ["strategy"], registry=r)
         self.server = None
 
     def serve(self, port: int) -> int | None:

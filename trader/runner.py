@@ -86,6 +86,7 @@ class Trader:
         self.engine: PortfolioEngine | None = None
         self.windows: dict[str, CandleWindow] = {}
         self.resume_halted = resume_halted
+        self.restarts = 0  # automatic restarts after a crash (set by whoever restarted it)
         self.summary = RunSummary(self.name, mode)
         self.observers: list[Observer] = []
         if metrics is not None:
@@ -292,6 +293,7 @@ class Trader:
         engine = self.engine
         return {
             "strategy": self.name, "mode": self.mode, "pid": os.getpid(),
+            "restarts": self.restarts,
             "model_version": self.model.version if self.model else None,
             "updated_at": time.time(),
             "last_candle": engine.time if engine else None,

@@ -111,7 +111,10 @@ def _render(name: str, book: str, summary: dict, status: dict,
         age = status.get("age_s")
         last = status.get("last_candle")
         when = timeframes.iso(int(last)) if last else "-"  # type: ignore[attr-defined]
-        lines.append(f"  last candle {when}  status written {age}s ago  pid {status.get('pid')}")
+        restarts = status.get("restarts")
+        restarted = f"  restarted {restarts}x after a crash" if restarts else ""
+        lines.append(f"  last candle {when}  status written {age}s ago  pid {status.get('pid')}"
+                     f"{restarted}")
         if status.get("liveness"):
             lines.append(f"  trader {status['liveness']}")
         lines.extend(breaker_lines(status.get("breakers")))
