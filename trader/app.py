@@ -89,7 +89,7 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
     from tradeflow.exchange.ccxt_client import ExchangeClient
     from trader.brokers import LiveBroker
     from trader.feed import CandleFeed
-    from trader.model_source import ChampionSource
+    from trader.model_source import model_source
     from trader.prometheus import TraderMetrics
 
     check_live(mode, settings)
@@ -99,8 +99,8 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
         strategy = load_strategy(strategy)
     if mode == "live":
         await check_live_keys(settings)
-    models = ChampionSource(settings, strategy)
-    served = models.load()  # no champion: say so before anything else is opened
+    models = model_source(settings, strategy)
+    served = models.load()  # no champion, a bad source: say so before anything else is opened
     ledger = ledger_for(settings, mode)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
