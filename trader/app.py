@@ -171,7 +171,8 @@ def order_flow_for(settings: Settings, strategy: StrategySettings, mode: str,
     from trader.paper_fills import BookPaperBroker
 
     book_fills = mode == "paper" and settings.trader.paper_fills == "book"
-    inputs = inputs or FeaturePipeline.from_strategy(strategy).inputs
+    if not inputs and strategy.features:  # a sources strategy's inputs are its served ones
+        inputs = FeaturePipeline.from_strategy(strategy).inputs
     if not inputs and not book_fills:
         return None, None
     flow = LiveOrderFlow(strategy.symbols, strategy.timeframe,
