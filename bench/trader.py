@@ -1,9 +1,12 @@
 """Benchmark: the trader's decision latency on live streams, and its replay speed.
 
-For each strategy (default: ``meanrev_xgb``, the one the trader deployment serves, and
-``momentum_xgb``, 27 features including a session VWAP that needs a day of warm-up), the
-champion is a real XGBoost ``CandleModel`` (100 trees) trained in seconds on the simulator's
-own market (``simulator.venue.Venue``, signal strength 1.0) and served with ``FixedModel``.
+For each strategy (default: ``meanrev_xgb``, the one the trader deployment serves,
+``momentum_xgb``, 27 features including a session VWAP that needs a day of warm-up, and
+``rsi_meanrev``, technical signal sources only), the champion is a real XGBoost
+``CandleModel`` (100 trees) trained in seconds on the simulator's own market
+(``simulator.venue.Venue``, signal strength 1.0) and served with ``FixedModel``; a sources
+strategy serves its ``SignalStrategy`` (nothing trained; its evaluation is the "predict"
+part of the breakdown, there is no separate feature step).
 The strategies' stateful risk limits (daily loss, order rate, drawdown kill switch) are
 relaxed: they are the trader's alone, so with them the backtester could not be compared fill
 for fill.
@@ -208,6 +211,26 @@ class TimedModel(CandleModel):
         self.parts = parts
 
 
+class TimedSignals:
+    """A sources strategy whose evaluation (every source and the aggregate, one call per symbol)
+    is timed into ``parts.predict``; it has no separate feature step."""
+
+    accepts_columns = True
+
+    def __init__(self, inner: Any, parts: Parts) -> None:
+        self.inner, self.parts = inner, parts
+        self.warmup, self.timeframe, self.inputs = inner.warmup, inner.timeframe, inner.inputs
+
+    def predict_last(self, candles: Any, symbol: str | None = None) -> float:
+        return self.decide_last(candles, symbol)[0]
+
+    def decide_last(self, candles: Any, symbol: str | None = None) -> tuple[float, list[Any]]:
+        start = time.perf_counter()
+        out = self.inner.decide_last(candles, symbol)
+        self.parts.predict += time.perf_counter() - start
+        return out
+
+
 class TimedLedger(Ledger):
     """The ledger, adding the commit of each grouped transaction to ``parts.commit``."""
 
@@ -262,7 +285,8 @@ async def _trade_live(base_url: str, strategy: StrategySettings, model: CandleMo
 
     parts = Parts()
     persisted: Persisted = {}
-    served = TimedModel(model, parts)
+    served = TimedModel(model, parts) if isinstance(model, CandleModel) \
+        else TimedSignals(model, parts)
     ledger = TimedLedger(f"sqlite:///{ledger_path}")
     ledger.parts = parts
     async with ExchangeClient(ExchangeSettings(base_url=base_url)) as client:
@@ -451,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-days", type=float, default=3.0)
     parser.add_argument("--replay-days", type=float, default=0.5)
     parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--strategies", default="meanrev_xgb,momentum_xgb",
+    parser.add_argument("--strategies", default="meanrev_xgb,momentum_xgb,rsi_meanrev",
                         help="strategies in config/strategies/ to serve, comma separated")
     args = parser.parse_args(argv)
     symbols = SYMBOLS[: args.symbols]
@@ -465,18 +489,31 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def bench_one(name: str, symbols: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
-    """Train a champion for one strategy, then measure its live latency and replay speed."""
+    """Train a champion for one strategy (or build its signal sources), then measure its live
+    latency and replay speed."""
     from models.features import FeaturePipeline
+    from models.signal_sources import needs_model, signal_strategy
 
     strategy = bench_strategy(name, symbols, args.trees)
-    warm_days = (FeaturePipeline.from_strategy(strategy).warmup + 1) / 1440
-    history_days = math.ceil((args.train_days + warm_days) * 4) / 4
+    if strategy.sources and needs_model(strategy):
+        raise SystemExit(f"{name}: a sources strategy with an ml source is not benchmarked here")
     start = time.perf_counter()
-    candles = market(symbols, history_days, args.replay_days)
-    model = serve(train(strategy, {s: f[f["open_time"] < START_MS] for s, f in candles.items()}))
+    model: Any
+    if strategy.sources:  # technical sources: nothing to train
+        model = signal_strategy(strategy)
+        history_days = math.ceil((model.warmup + 1) / 1440 * 4 + 1) / 4
+        candles = market(symbols, history_days, args.replay_days)
+        what = f"sources ({model.describe()})"
+    else:
+        warm_days = (FeaturePipeline.from_strategy(strategy).warmup + 1) / 1440
+        history_days = math.ceil((args.train_days + warm_days) * 4) / 4
+        candles = market(symbols, history_days, args.replay_days)
+        model = serve(train(strategy, {s: f[f["open_time"] < START_MS]
+                                       for s, f in candles.items()}))
+        what = f"{len(model.pipeline.columns)} features"
     train_s = time.perf_counter() - start
-    print(f"\n### {name}: {len(model.pipeline.columns)} features (warm-up {model.warmup} "
-          f"candles); market + training on {history_days:g} days of 1m: {train_s:.1f} s")
+    print(f"\n### {name}: {what} (warm-up {model.warmup} candles); market + training on "
+          f"{history_days:g} days of 1m: {train_s:.1f} s")
     replay = {s: f[f["open_time"] >= START_MS - (model.warmup + 2) * MIN]
               for s, f in candles.items()}
     with tempfile.TemporaryDirectory() as tmp:
