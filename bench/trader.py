@@ -37,17 +37,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import importlib.util
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 # Run as a script, bench/ comes first on sys.path, and bench/ holds scripts named like the
 # project's packages (bench/simulator.py would shadow the simulator package).
@@ -57,13 +57,27 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from models.estimators import Estimator  # noqa: E402
 from models.pyfunc import CandleModel  # noqa: E402
 from simulator.settings import SimulatorSettings  # noqa: E402
-from tradeflow.backtest.live_engine import Candle, Decision  # noqa: E402
+from tradeflow.backtest.live_engine import Candle  # noqa: E402
 from tradeflow.strategy import StrategySettings  # noqa: E402
 from trader.ledger import Ledger  # noqa: E402
 from trader.runner import Trader  # noqa: E402
+
+
+def _sibling(name: str) -> Any:
+    """bench/<name>.py as a module (bench/ is off sys.path, see above)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", _HERE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_timing = _sibling("trader_timing")  # the instrumented model, ledger and trader
+Parts, TimedLedger, TimedModel = _timing.Parts, _timing.TimedLedger, _timing.TimedModel
+TimedSignals, TimedTrader = _timing.TimedSignals, _timing.TimedTrader
 
 GOAL_P99_MS = 10.0
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT")
@@ -137,124 +151,6 @@ def serve(model: CandleModel) -> CandleModel:
     window["open_time"] = START_MS + np.arange(model.warmup + 1, dtype=np.int64) * MIN
     model.predict_last(window, next(iter(model.estimators)))
     return model
-
-
-# -- instrumented parts (latency run only) ---------------------------------------------------
-@dataclass
-class Parts:
-    """Seconds spent per processed timestamp, by part of the trader's work."""
-
-    features: float = 0.0
-    predict: float = 0.0
-    commit: float = 0.0
-    rows: list[tuple[int, float, float, float, float, float]] = field(default_factory=list)
-
-
-class TimedEstimator:
-    """An estimator that adds its ``predict_proba`` time to ``parts.predict``."""
-
-    def __init__(self, inner: Estimator, parts: Parts) -> None:
-        self.inner, self.parts = inner, parts
-        self.kind, self.columns = inner.kind, inner.columns
-
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
-        self.inner.fit(X, y)
-        return self
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        start = time.perf_counter()
-        out = self.inner.predict_proba(X)
-        self.parts.predict += time.perf_counter() - start
-        return out
-
-    def predict_rows(self, data: np.ndarray) -> np.ndarray:
-        """The serving path, timed the same way."""
-        start = time.perf_counter()
-        out = self.inner.predict_rows(data)  # type: ignore[attr-defined]
-        self.parts.predict += time.perf_counter() - start
-        return out
-
-    def feature_importance(self) -> dict[str, float]:
-        return self.inner.feature_importance()
-
-
-class TimedPipeline:
-    """The model's feature pipeline, adding its compute time to ``parts.features``."""
-
-    def __init__(self, inner: Any, parts: Parts) -> None:
-        self.inner, self.parts = inner, parts
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def compute(self, candles: pd.DataFrame) -> pd.DataFrame:
-        start = time.perf_counter()
-        out = self.inner.compute(candles)
-        self.parts.features += time.perf_counter() - start
-        return out
-
-    def compute_block(self, candles: pd.DataFrame) -> np.ndarray:
-        start = time.perf_counter()
-        out = self.inner.compute_block(candles)
-        self.parts.features += time.perf_counter() - start
-        return out
-
-
-class TimedModel(CandleModel):
-    """The trained model, its features and predictions timed into ``parts``."""
-
-    def __init__(self, model: CandleModel, parts: Parts) -> None:
-        super().__init__(model.pipeline,
-                         {k: TimedEstimator(e, parts) for k, e in model.estimators.items()},
-                         model.metadata, momentum_horizon=model.momentum_horizon)
-        self.pipeline = TimedPipeline(model.pipeline, parts)  # type: ignore[assignment]
-        self.parts = parts
-
-
-class TimedSignals:
-    """A sources strategy whose evaluation (every source and the aggregate, one call per symbol)
-    is timed into ``parts.predict``; it has no separate feature step."""
-
-    accepts_columns = True
-
-    def __init__(self, inner: Any, parts: Parts) -> None:
-        self.inner, self.parts = inner, parts
-        self.warmup, self.timeframe, self.inputs = inner.warmup, inner.timeframe, inner.inputs
-
-    def predict_last(self, candles: Any, symbol: str | None = None) -> float:
-        return self.decide_last(candles, symbol)[0]
-
-    def decide_last(self, candles: Any, symbol: str | None = None) -> tuple[float, list[Any]]:
-        start = time.perf_counter()
-        out = self.inner.decide_last(candles, symbol)
-        self.parts.predict += time.perf_counter() - start
-        return out
-
-
-class TimedLedger(Ledger):
-    """The ledger, adding the commit of each grouped transaction to ``parts.commit``."""
-
-    parts: Parts
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        body_done = math.nan
-        with super().transaction():
-            yield
-            body_done = time.perf_counter()
-        self.parts.commit += time.perf_counter() - body_done
-
-
-class TimedTrader(Trader):
-    """The trader, noting when each timestamp's processing starts and what it cost."""
-
-    parts: Parts
-    started: dict[int, float]
-
-    async def process(self, t: int, batch: Mapping[str, Candle]) -> list[Decision]:
-        self.parts.features = self.parts.predict = self.parts.commit = 0.0
-        self.started[t] = time.perf_counter()
-        return await super().process(t, batch)
 
 
 # -- the live run ----------------------------------------------------------------------------
