@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -90,17 +90,17 @@ class ServedModel:
                    ) -> tuple[dict[str, float], Why]:
         """:meth:`predict_all`, and each symbol's signals when the model explains itself
         (none while the window is shorter than warm-up, nor for a plain model)."""
-        decide = getattr(self.model, "decide_last", None)
-        if decide is None:
+        if not hasattr(self.model, "decide_last"):
             return self.predict_all(windows), {}
-        columns = getattr(self.model, "accepts_columns", False)
+        model = cast(ExplainingModel, self.model)
+        columns = getattr(model, "accepts_columns", False)
         probs: dict[str, float] = {}
         why: Why = {}
         for s, w in windows.items():
             if len(w["open_time"]) <= self.warmup:
                 probs[s] = math.nan
                 continue
-            p, signals = decide(w if columns else pd.DataFrame(w, copy=False), s)
+            p, signals = model.decide_last(w if columns else pd.DataFrame(w, copy=False), s)
             probs[s], why[s] = float(p), tuple(signals)
         return probs, why
 
