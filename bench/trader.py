@@ -173,7 +173,7 @@ Persisted = dict[int, tuple[float, list[str]]]  # open time -> (committed at, it
 
 async def _trade_live(base_url: str, strategy: StrategySettings, model: CandleModel,
                       ledger_path: Path, timestamps: int
-                      ) -> tuple[TimedTrader, Parts, Persisted]:
+                      ) -> tuple[Any, Any, Persisted]:  # (TimedTrader, Parts, ...)
     from tradeflow.config import ExchangeSettings
     from tradeflow.exchange.ccxt_client import ExchangeClient
     from trader.feed import CandleFeed
