@@ -1,9 +1,12 @@
 """Benchmark: the trader's decision latency on live streams, and its replay speed.
 
-For each strategy (default: ``meanrev_xgb``, the one the trader deployment serves, and
-``momentum_xgb``, 27 features including a session VWAP that needs a day of warm-up), the
-champion is a real XGBoost ``CandleModel`` (100 trees) trained in seconds on the simulator's
-own market (``simulator.venue.Venue``, signal strength 1.0) and served with ``FixedModel``.
+For each strategy (default: ``meanrev_xgb``, the one the trader deployment serves,
+``momentum_xgb``, 27 features including a session VWAP that needs a day of warm-up, and
+``rsi_meanrev``, technical signal sources only), the champion is a real XGBoost
+``CandleModel`` (100 trees) trained in seconds on the simulator's own market
+(``simulator.venue.Venue``, signal strength 1.0) and served with ``FixedModel``; a sources
+strategy serves its ``SignalStrategy`` (nothing trained; its evaluation is the "predict"
+part of the breakdown, there is no separate feature step).
 The strategies' stateful risk limits (daily loss, order rate, drawdown kill switch) are
 relaxed: they are the trader's alone, so with them the backtester could not be compared fill
 for fill.
@@ -34,17 +37,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import importlib.util
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 # Run as a script, bench/ comes first on sys.path, and bench/ holds scripts named like the
 # project's packages (bench/simulator.py would shadow the simulator package).
@@ -54,13 +57,27 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from models.estimators import Estimator  # noqa: E402
 from models.pyfunc import CandleModel  # noqa: E402
 from simulator.settings import SimulatorSettings  # noqa: E402
-from tradeflow.backtest.live_engine import Candle, Decision  # noqa: E402
+from tradeflow.backtest.live_engine import Candle  # noqa: E402
 from tradeflow.strategy import StrategySettings  # noqa: E402
 from trader.ledger import Ledger  # noqa: E402
 from trader.runner import Trader  # noqa: E402
+
+
+def _sibling(name: str) -> Any:
+    """bench/<name>.py as a module (bench/ is off sys.path, see above)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", _HERE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_timing = _sibling("trader_timing")  # the instrumented model, ledger and trader
+Parts, TimedLedger, TimedModel = _timing.Parts, _timing.TimedLedger, _timing.TimedModel
+TimedSignals, TimedTrader = _timing.TimedSignals, _timing.TimedTrader
 
 GOAL_P99_MS = 10.0
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT")
@@ -136,104 +153,6 @@ def serve(model: CandleModel) -> CandleModel:
     return model
 
 
-# -- instrumented parts (latency run only) ---------------------------------------------------
-@dataclass
-class Parts:
-    """Seconds spent per processed timestamp, by part of the trader's work."""
-
-    features: float = 0.0
-    predict: float = 0.0
-    commit: float = 0.0
-    rows: list[tuple[int, float, float, float, float, float]] = field(default_factory=list)
-
-
-class TimedEstimator:
-    """An estimator that adds its ``predict_proba`` time to ``parts.predict``."""
-
-    def __init__(self, inner: Estimator, parts: Parts) -> None:
-        self.inner, self.parts = inner, parts
-        self.kind, self.columns = inner.kind, inner.columns
-
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Self:
-        self.inner.fit(X, y)
-        return self
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        start = time.perf_counter()
-        out = self.inner.predict_proba(X)
-        self.parts.predict += time.perf_counter() - start
-        return out
-
-    def predict_rows(self, data: np.ndarray) -> np.ndarray:
-        """The serving path, timed the same way."""
-        start = time.perf_counter()
-        out = self.inner.predict_rows(data)  # type: ignore[attr-defined]
-        self.parts.predict += time.perf_counter() - start
-        return out
-
-    def feature_importance(self) -> dict[str, float]:
-        return self.inner.feature_importance()
-
-
-class TimedPipeline:
-    """The model's feature pipeline, adding its compute time to ``parts.features``."""
-
-    def __init__(self, inner: Any, parts: Parts) -> None:
-        self.inner, self.parts = inner, parts
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def compute(self, candles: pd.DataFrame) -> pd.DataFrame:
-        start = time.perf_counter()
-        out = self.inner.compute(candles)
-        self.parts.features += time.perf_counter() - start
-        return out
-
-    def compute_block(self, candles: pd.DataFrame) -> np.ndarray:
-        start = time.perf_counter()
-        out = self.inner.compute_block(candles)
-        self.parts.features += time.perf_counter() - start
-        return out
-
-
-class TimedModel(CandleModel):
-    """The trained model, its features and predictions timed into ``parts``."""
-
-    def __init__(self, model: CandleModel, parts: Parts) -> None:
-        super().__init__(model.pipeline,
-                         {k: TimedEstimator(e, parts) for k, e in model.estimators.items()},
-                         model.metadata, momentum_horizon=model.momentum_horizon)
-        self.pipeline = TimedPipeline(model.pipeline, parts)  # type: ignore[assignment]
-        self.parts = parts
-
-
-class TimedLedger(Ledger):
-    """The ledger, adding the commit of each grouped transaction to ``parts.commit``."""
-
-    parts: Parts
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        body_done = math.nan
-        with super().transaction():
-            yield
-            body_done = time.perf_counter()
-        self.parts.commit += time.perf_counter() - body_done
-
-
-class TimedTrader(Trader):
-    """The trader, noting when each timestamp's processing starts and what it cost."""
-
-    parts: Parts
-    started: dict[int, float]
-
-    async def process(self, t: int, batch: Mapping[str, Candle]) -> list[Decision]:
-        self.parts.features = self.parts.predict = self.parts.commit = 0.0
-        self.started[t] = time.perf_counter()
-        return await super().process(t, batch)
-
-
 # -- the live run ----------------------------------------------------------------------------
 @dataclass
 class LiveResult:
@@ -254,7 +173,7 @@ Persisted = dict[int, tuple[float, list[str]]]  # open time -> (committed at, it
 
 async def _trade_live(base_url: str, strategy: StrategySettings, model: CandleModel,
                       ledger_path: Path, timestamps: int
-                      ) -> tuple[TimedTrader, Parts, Persisted]:
+                      ) -> tuple[Any, Any, Persisted]:  # (TimedTrader, Parts, ...)
     from tradeflow.config import ExchangeSettings
     from tradeflow.exchange.ccxt_client import ExchangeClient
     from trader.feed import CandleFeed
@@ -262,7 +181,8 @@ async def _trade_live(base_url: str, strategy: StrategySettings, model: CandleMo
 
     parts = Parts()
     persisted: Persisted = {}
-    served = TimedModel(model, parts)
+    served = TimedModel(model, parts) if isinstance(model, CandleModel) \
+        else TimedSignals(model, parts)
     ledger = TimedLedger(f"sqlite:///{ledger_path}")
     ledger.parts = parts
     async with ExchangeClient(ExchangeSettings(base_url=base_url)) as client:
@@ -451,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-days", type=float, default=3.0)
     parser.add_argument("--replay-days", type=float, default=0.5)
     parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--strategies", default="meanrev_xgb,momentum_xgb",
+    parser.add_argument("--strategies", default="meanrev_xgb,momentum_xgb,rsi_meanrev",
                         help="strategies in config/strategies/ to serve, comma separated")
     args = parser.parse_args(argv)
     symbols = SYMBOLS[: args.symbols]
@@ -465,18 +385,31 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def bench_one(name: str, symbols: tuple[str, ...], args: argparse.Namespace) -> dict[str, Any]:
-    """Train a champion for one strategy, then measure its live latency and replay speed."""
+    """Train a champion for one strategy (or build its signal sources), then measure its live
+    latency and replay speed."""
     from models.features import FeaturePipeline
+    from models.signal_sources import needs_model, signal_strategy
 
     strategy = bench_strategy(name, symbols, args.trees)
-    warm_days = (FeaturePipeline.from_strategy(strategy).warmup + 1) / 1440
-    history_days = math.ceil((args.train_days + warm_days) * 4) / 4
+    if strategy.sources and needs_model(strategy):
+        raise SystemExit(f"{name}: a sources strategy with an ml source is not benchmarked here")
     start = time.perf_counter()
-    candles = market(symbols, history_days, args.replay_days)
-    model = serve(train(strategy, {s: f[f["open_time"] < START_MS] for s, f in candles.items()}))
+    model: Any
+    if strategy.sources:  # technical sources: nothing to train
+        model = signal_strategy(strategy)
+        history_days = math.ceil((model.warmup + 1) / 1440 * 4 + 1) / 4
+        candles = market(symbols, history_days, args.replay_days)
+        what = f"sources ({model.describe()})"
+    else:
+        warm_days = (FeaturePipeline.from_strategy(strategy).warmup + 1) / 1440
+        history_days = math.ceil((args.train_days + warm_days) * 4) / 4
+        candles = market(symbols, history_days, args.replay_days)
+        model = serve(train(strategy, {s: f[f["open_time"] < START_MS]
+                                       for s, f in candles.items()}))
+        what = f"{len(model.pipeline.columns)} features"
     train_s = time.perf_counter() - start
-    print(f"\n### {name}: {len(model.pipeline.columns)} features (warm-up {model.warmup} "
-          f"candles); market + training on {history_days:g} days of 1m: {train_s:.1f} s")
+    print(f"\n### {name}: {what} (warm-up {model.warmup} candles); market + training on "
+          f"{history_days:g} days of 1m: {train_s:.1f} s")
     replay = {s: f[f["open_time"] >= START_MS - (model.warmup + 2) * MIN]
               for s, f in candles.items()}
     with tempfile.TemporaryDirectory() as tmp:

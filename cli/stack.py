@@ -151,11 +151,17 @@ def _env_of(service: Any) -> str:
 
 
 def _has_champion(settings: Settings, strategy: str) -> bool:
+    """Whether ``strategy`` can trade: its champion is registered, or it needs no model (a
+    sources strategy without an ``ml`` source)."""
     from models.registry import champion, configure_tracking
+    from models.signal_sources import needs_model
     from tradeflow.strategy import load_strategy
 
+    loaded = load_strategy(strategy)
+    if loaded.sources and not needs_model(loaded):
+        return True
     configure_tracking(settings)
-    return champion(load_strategy(strategy).model_name) is not None
+    return champion(loaded.model_name) is not None
 
 
 def _run_and_wait(name: str, parameters: dict[str, Any], *, wait: bool = True) -> Any:

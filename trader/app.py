@@ -96,7 +96,7 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
     from tradeflow.exchange.ccxt_client import ExchangeClient
     from trader.brokers import LiveBroker
     from trader.feed import CandleFeed
-    from trader.model_source import ChampionSource
+    from trader.model_source import model_source
     from trader.prometheus import TraderMetrics
 
     check_live(mode, settings)
@@ -106,8 +106,8 @@ async def run_trader(settings: Settings, strategy: StrategySettings | str, *, mo
         strategy = load_strategy(strategy)
     if mode == "live":
         await check_live_keys(settings)
-    models = ChampionSource(settings, strategy)
-    served = models.load()  # no champion: say so before anything else is opened
+    models = model_source(settings, strategy)
+    served = models.load()  # no champion, a bad source: say so before anything else is opened
     held = contextlib.ExitStack()
     held.enter_context(strategy_lock(settings.ledger_url_for(mode), strategy.name))
     try:
@@ -187,7 +187,8 @@ def order_flow_for(settings: Settings, strategy: StrategySettings, mode: str,
     from trader.paper_fills import BookPaperBroker
 
     book_fills = mode == "paper" and settings.trader.paper_fills == "book"
-    inputs = inputs or FeaturePipeline.from_strategy(strategy).inputs
+    if not inputs and strategy.features:  # a sources strategy's inputs are its served ones
+        inputs = FeaturePipeline.from_strategy(strategy).inputs
     if not inputs and not book_fills:
         return None, None
     flow = LiveOrderFlow(strategy.symbols, strategy.timeframe,

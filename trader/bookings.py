@@ -2,7 +2,8 @@
 
 A decision that changes the target is recorded with its orders (holds are only counted), and
 an exit rule's fills are recorded as one exit decision per symbol. Each write is idempotent in
-the ledger, so re-processing a candle after a restart records nothing twice.
+the ledger, so re-processing a candle after a restart records nothing twice. A signal
+strategy's decision keeps each source's signal (type, confidence, reason) and the aggregate's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tradeflow.backtest.live_engine import Decision, Fill
+from tradeflow.signals.base import Signal
 from tradeflow.strategy import StrategySettings
 from trader.ledger import Ledger, NewDecision, NewOrder
 from trader.observers import Observer
@@ -22,13 +24,15 @@ class LedgerBook:
 
     def __init__(self, strategy: StrategySettings, ledger: Ledger, summary: RunSummary,
                  observers: Sequence[Observer], quote: str,
-                 model_version: Callable[[], str]) -> None:
+                 model_version: Callable[[], str],
+                 signals: Callable[[str], Sequence[Signal] | None] | None = None) -> None:
         self.name = strategy.name
         self.ledger = ledger
         self.summary = summary
         self.observers = observers
         self.quote = quote  # currency of paper fees
         self.model_version = model_version
+        self.signals = signals  # a symbol's signals at the candle being decided
 
     def record(self, d: Decision, *, amount: float | None = None,
                note: str | None = None) -> list[Any]:
@@ -39,12 +43,14 @@ class LedgerBook:
         qty = amount if amount is not None else d.qty
         orders = [NewOrder(side=side, amount=qty, intended_price=d.price)] \
             if side and qty > 0 else []
+        why = self.signals(d.symbol) if self.signals is not None else None
         recorded = self.ledger.record_decision(NewDecision(
             strategy=self.name, symbol=d.symbol, candle_open_time=d.time, kind="signal",
             action=d.action if note is None else "hold",
             price=d.price, reason=(d.reason if note is None else f"{d.reason}; {note}")[:500],
             model_version=self.model_version(), probability=d.probability, target=d.target,
-            risk_state=d.risk_mode), orders)
+            risk_state=d.risk_mode,
+            signals=tuple(x.to_dict() for x in why) if why else None), orders)
         self.summary.decisions += 1
         self.summary.orders += len(recorded)
         for o in self.observers:

@@ -3,6 +3,11 @@
 ``models:/tradeflow-<strategy>@champion`` is loaded at start. A background poll notices when
 the alias moves; the new version is loaded off the event loop and swapped in before the next
 candle is processed, never in the middle of one. Every decision records the version.
+
+A strategy with ``sources`` serves its :class:`~tradeflow.signals.ensemble.SignalStrategy`
+instead (:class:`StrategySource`): the object the backtester runs, read at the newest row of
+the window, which also says why (each source's signal). It needs the registry only for an
+``ml`` source, whose model is the champion and is hot-swapped the same way.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -20,6 +25,7 @@ import pandas as pd
 from tradeflow import timeframes
 from tradeflow.config import Settings
 from tradeflow.errors import UserError
+from tradeflow.signals.base import Signal
 from tradeflow.strategy import StrategySettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,16 @@ class WindowModel(Protocol):
     @property
     def timeframe(self) -> str: ...
     def predict_last(self, candles: Any, symbol: str | None = None) -> float: ...
+
+
+class ExplainingModel(WindowModel, Protocol):
+    """A model that also says why (a :class:`~tradeflow.signals.ensemble.SignalStrategy`)."""
+
+    def decide_last(self, candles: Any, symbol: str | None = None
+                    ) -> tuple[float, Sequence[Signal]]: ...
+
+
+Why = dict[str, tuple[Signal, ...]]  # symbol -> its sources' signals at the candle
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +65,8 @@ class ServedModel:
     @property
     def inputs(self) -> tuple[str, ...]:
         """Per-candle order-flow columns the model reads besides the candles (often none)."""
-        return tuple(getattr(getattr(self.model, "pipeline", None), "inputs", ()))
+        pipeline = getattr(self.model, "pipeline", None)
+        return tuple(getattr(pipeline if pipeline is not None else self.model, "inputs", ()))
 
     def predict(self, window: Mapping[str, np.ndarray], symbol: str) -> float:
         """p(up) at the window's last candle; NaN while the window is shorter than warm-up.
@@ -68,6 +85,24 @@ class ServedModel:
         if many is None or not getattr(self.model, "accepts_columns", False):
             return {s: self.predict(w, s) for s, w in windows.items()}
         return {s: float(p) for s, p in many(windows).items()}
+
+    def decide_all(self, windows: Mapping[str, Mapping[str, np.ndarray]]
+                   ) -> tuple[dict[str, float], Why]:
+        """:meth:`predict_all`, and each symbol's signals when the model explains itself
+        (none while the window is shorter than warm-up, nor for a plain model)."""
+        if not hasattr(self.model, "decide_last"):
+            return self.predict_all(windows), {}
+        model = cast(ExplainingModel, self.model)
+        columns = getattr(model, "accepts_columns", False)
+        probs: dict[str, float] = {}
+        why: Why = {}
+        for s, w in windows.items():
+            if len(w["open_time"]) <= self.warmup:
+                probs[s] = math.nan
+                continue
+            p, signals = model.decide_last(w if columns else pd.DataFrame(w, copy=False), s)
+            probs[s], why[s] = float(p), tuple(signals)
+        return probs, why
 
     def prime(self, symbols: Sequence[str]) -> dict[str, float]:
         """Score a synthetic warm window once, so the first live candle is not the first call.
@@ -208,3 +243,55 @@ class HotSwap:
             return None
         old, self.current, self._next = self.current, self._next, None
         return old, self.current
+
+
+class StrategySource:
+    """A ``sources`` strategy's :class:`SignalStrategy` as the served model.
+
+    Technical and order-book sources only: built once (version ``signals``), no registry is
+    opened. With an ``ml`` source, ``champion`` serves its model: the strategy is built around
+    the champion (the version is the champion's) and rebuilt around a newly promoted one.
+    """
+
+    VERSION = "signals"
+
+    def __init__(self, strategy: StrategySettings, champion: ModelSource | None = None) -> None:
+        self.strategy = strategy
+        self.champion = champion
+        self._inner: ServedModel | None = None
+        self._loaded: ServedModel | None = None
+
+    def load(self) -> ServedModel:
+        if self._loaded is None:
+            if self.champion is None:
+                self._loaded = ServedModel(self.VERSION, self._build(None))
+            else:
+                self._loaded = self._around(self.champion.load())
+        return self._loaded
+
+    async def newer(self, current: ServedModel) -> ServedModel | None:
+        if self.champion is None or self._inner is None:
+            return None
+        inner = await self.champion.newer(self._inner)
+        return None if inner is None else self._around(inner)
+
+    def _around(self, inner: ServedModel) -> ServedModel:
+        self._inner = inner
+        return ServedModel(inner.version, self._build(inner.model))
+
+    def _build(self, model: Any) -> WindowModel:
+        from models.signal_sources import signal_strategy
+
+        # A bad source raises ConfigError: one line naming it, before anything is opened.
+        return signal_strategy(self.strategy, None if model is None else (lambda: model))
+
+
+def model_source(settings: Settings, strategy: StrategySettings) -> ModelSource:
+    """What the trader of ``strategy`` serves: the champion, or its signal sources (with the
+    champion behind an ``ml`` source)."""
+    if not strategy.sources:
+        return ChampionSource(settings, strategy)
+    from models.signal_sources import needs_model
+
+    return StrategySource(strategy, ChampionSource(settings, strategy)
+                          if needs_model(strategy) else None)

@@ -45,7 +45,7 @@ from trader.bookings import LedgerBook
 from trader.brokers import Broker
 from trader.execution import Execution, LiveExecution, PaperExecution
 from trader.ledger import Ledger
-from trader.model_source import HotSwap, ModelSource, ServedModel
+from trader.model_source import HotSwap, ModelSource, ServedModel, Why
 from trader.observers import MetricsObserver, Observer, StatusFile
 from trader.order_flow import LiveOrderFlow
 from trader.prometheus import TraderMetrics
@@ -85,6 +85,7 @@ class Trader:
         self.models = HotSwap(models)
         self.engine: PortfolioEngine | None = None
         self.windows: dict[str, CandleWindow] = {}
+        self.why: Why = {}  # the last scored candle's signals per symbol (signal strategies)
         self.resume_halted = resume_halted
         self.restarts = 0  # automatic restarts after a crash (set by whoever restarted it)
         self.summary = RunSummary(self.name, mode)
@@ -95,7 +96,8 @@ class Trader:
         if status_path is not None:
             self.observers.append(StatusFile(status_path))
         book = LedgerBook(strategy, ledger, self.summary, self.observers,
-                          quote or parse_symbol(strategy.symbols[0]).quote, self._model_version)
+                          quote or parse_symbol(strategy.symbols[0]).quote, self._model_version,
+                          lambda symbol: self.why.get(symbol))
         self.order_flow = order_flow
         # Paper with a broker: fills against the live book, booked like live ones.
         self.execution: Execution = PaperExecution(book) if broker is None \
@@ -213,7 +215,8 @@ class Trader:
             if flow is not None:
                 flow.candle_closed(s, c.close)
             windows[s] = window.columns()
-        return self.model.predict_all(windows)
+        probs, self.why = self.model.decide_all(windows)
+        return probs
 
     def _end_candle(self, t: int) -> None:
         engine = self.engine

@@ -1,10 +1,12 @@
 """Run the trader: stream closed candles, serve the champion model, trade on paper or live.
 
 It loads models:/tradeflow-<strategy>@champion from the MLflow registry and swaps to a newly
-promoted version between candles. Decisions, orders, fills, positions and equity go to the
-ledger of the mode's book: paper and live never share one (SQLite data/ledger.db and
-data/ledger-live.db by default; PostgreSQL via ledger.url and ledger.live_url). Restarting
-resumes from the last processed candle of the same book; no order is ever placed twice.
+promoted version between candles. A strategy with `sources:` (docs/strategies.md) runs its
+signal sources instead, the backtester's code, and needs the registry only for an `ml`
+source. Decisions, orders, fills, positions and equity go to the ledger of the mode's book:
+paper and live never share one (SQLite data/ledger.db and data/ledger-live.db by default;
+PostgreSQL via ledger.url and ledger.live_url). Restarting resumes from the last processed
+candle of the same book; no order is ever placed twice.
 
 Paper mode fills at the next candle's open with the strategy's fees and slippage, exactly as
 the backtester does. Live mode sends market orders to the exchange and needs --mode live,

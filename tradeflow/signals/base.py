@@ -108,6 +108,12 @@ class Signal:
     reason: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (a NaN confidence, the aggregate's, becomes None): what the ledger keeps."""
+        conf = None if math.isnan(self.confidence) else float(self.confidence)
+        return {"source": self.source, "type": self.type.value, "confidence": conf,
+                "reason": self.reason, "metadata": dict(self.metadata)}
+
     def line(self) -> str:
         conf = "" if math.isnan(self.confidence) else f" ({self.confidence:.2f})"
         return f"{self.source}: {self.type.value}{conf} - {self.reason}"

@@ -51,7 +51,7 @@ class Evaluation:
 class SignalStrategy:
     """Sources plus an aggregation rule, evaluated vectorized over a frame of candles."""
 
-    accepts_columns = False
+    accepts_columns = True  # sources read NumPy columns: the trader's window is passed as is
 
     def __init__(self, sources: Sequence[NamedSource], aggregation: AggregationSettings,
                  timeframe: str) -> None:
@@ -113,15 +113,23 @@ class SignalStrategy:
         cols["decision"] = ev.decision
         return pd.DataFrame(cols)
 
+    def decide_last(self, candles: Frame, symbol: str | None = None
+                    ) -> tuple[float, list[Signal]]:
+        """:meth:`predict_last` and :meth:`explain` from one evaluation (the trader's call)."""
+        ev = self.evaluate(candles, symbol)
+        return float(ev.probability()[-1]), self._signals(ev, -1)
+
     def explain(self, candles: Frame, symbol: str | None = None) -> list[Signal]:
         """Each source's signal at the newest row, then the aggregate's: why it decided."""
-        ev = self.evaluate(candles, symbol)
+        return self._signals(self.evaluate(candles, symbol), -1)
+
+    def _signals(self, ev: Evaluation, row: int) -> list[Signal]:
         out = []
         for i, s in enumerate(self.sources):
-            v = float(ev.value[i, -1])
+            v = float(ev.value[i, row])
             reason = f"{s.source.describes} = {v:.4g}" if not math.isnan(v) else "no data"
-            out.append(Signal(signal_type(float(ev.direction[i, -1])), s.label,
-                              float(ev.confidence[i, -1]), reason, {"weight": s.weight}))
-        d = float(ev.decision[-1])
+            out.append(Signal(signal_type(float(ev.direction[i, row])), s.label,
+                              float(ev.confidence[i, row]), reason, {"weight": s.weight}))
+        d = float(ev.decision[row])
         out.append(Signal(signal_type(d), "aggregate", math.nan, self.describe()))
         return out

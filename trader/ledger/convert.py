@@ -22,7 +22,8 @@ def decision_record(row: Decision) -> DecisionRecord:
         candle_open_time=row.candle_open_time, kind=row.kind, action=row.action,
         price=row.price, reason=row.reason, model_version=row.model_version,
         probability=row.probability, target=row.target, risk_state=row.risk_state,
-        created_at=row.created_at)
+        created_at=row.created_at,
+        signals=None if row.signals is None else tuple(row.signals))
 
 
 def order_record(row: Order) -> OrderRecord:

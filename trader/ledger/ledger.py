@@ -241,7 +241,8 @@ class Ledger(LedgerReads, OrderWrites):
                 strategy=d.strategy, symbol=d.symbol, candle_open_time=d.candle_open_time,
                 kind=d.kind, model_version=d.model_version, probability=d.probability,
                 target=d.target, action=d.action, reason=d.reason, price=d.price,
-                risk_state=d.risk_state, created_at=now)
+                risk_state=d.risk_state, created_at=now,
+                signals=None if d.signals is None else list(d.signals))
             s.add(row)
             s.flush()
             new_rows = [Order(

@@ -163,10 +163,18 @@ def _v3_order_events(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+def _v4_decision_signals(conn: Connection) -> None:
+    """decisions.signals: why a signal strategy decided (each source's signal, the aggregate)."""
+    json = "JSONB" if conn.dialect.name == "postgresql" else "JSON"
+    conn.execute(sa.text(f"ALTER TABLE decisions ADD COLUMN signals {json}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial ledger schema", _v1_initial),
     Migration(2, "fills.basis: the book or price a paper fill used", _v2_fill_basis),
     Migration(3, "order_events: each order's state transitions", _v3_order_events),
+    Migration(4, "decisions.signals: each source's signal behind a decision",
+              _v4_decision_signals),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

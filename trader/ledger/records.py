@@ -133,6 +133,9 @@ class NewDecision:
     probability: float | None = None
     target: float | None = None
     risk_state: str | None = None
+    #: a signal strategy's sources behind it: [{"source", "type", "confidence", "reason",
+    #: "metadata"}, ...], the aggregate last (JSON-ready; see tradeflow.signals.Signal)
+    signals: tuple[dict[str, Any], ...] | None = None
 
     def __post_init__(self) -> None:
         _coerce_floats(self, "price", "probability", "target")
@@ -164,6 +167,7 @@ class DecisionRecord:
     target: float | None
     risk_state: str | None
     created_at: datetime
+    signals: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

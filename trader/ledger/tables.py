@@ -95,6 +95,9 @@ class Decision(Base):
     price: Mapped[float]
     risk_state: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime]
+    # Added by migration 4: a signal strategy's sources behind the decision (NULL otherwise):
+    # [{"source", "type", "confidence", "reason", "metadata"}, ..., the aggregate last].
+    signals: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
 
 
 class Order(Base):

@@ -205,3 +205,41 @@ def test_a_version_2_ledger_gains_order_events_that_follow_every_transition(
         assert (last.exchange_order_id, last.ts) == ("x1", 2_000)
         assert last.average_price == pytest.approx(101.2)
         assert ledger.order(b.client_order_id).status == "CANCELED"
+
+
+def test_a_version_3_ledger_gains_decision_signals(tmp_path: Path) -> None:
+    from trader.ledger import NewDecision
+    from trader.ledger.database import writer
+    from trader.ledger.migrations import _VERSION_TABLE, MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = create_ledger_engine(url)
+    with writer(engine).begin() as con:  # the schema as a version-3 trader left it
+        _VERSION_TABLE.create(con)
+        for m in MIGRATIONS[:3]:
+            m.apply(con)
+            con.execute(_VERSION_TABLE.insert().values(
+                version=m.version, description=m.description, applied_at=sa.func.now()))
+        con.execute(sa.text(
+            "INSERT INTO trader_state VALUES ('s', 1000, 1000, 1000, '{}', '{}', '{}', NULL, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        con.execute(sa.text(
+            "INSERT INTO decisions (strategy, symbol, candle_open_time, kind, action, reason, "
+            "price, created_at) VALUES ('s', 'BTC/USDT', 0, 'signal', 'buy', 'r', 100, "
+            "CURRENT_TIMESTAMP)"))
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("decisions")}
+    assert "signals" not in columns
+    engine.dispose()
+    why = ({"source": "rsi", "type": "BUY", "confidence": 0.7, "reason": "RSI(14) = 21",
+            "metadata": {"weight": 1.0}},
+           {"source": "aggregate", "type": "BUY", "confidence": None,
+            "reason": "unanimous of rsi", "metadata": {}})
+    with Ledger(url) as ledger:
+        assert ledger.schema_version == LATEST_VERSION >= 4
+        assert_migrated_schema_matches_models(ledger.engine)
+        ledger.record_decision(NewDecision(
+            strategy="s", symbol="BTC/USDT", candle_open_time=60_000, kind="signal",
+            action="buy", reason="r", price=101.0, signals=why))
+        new, old = ledger.decisions("s")
+        assert old.signals is None  # recorded before the column existed
+        assert new.signals == why
