@@ -114,7 +114,8 @@ def _start_simulator(tmp: Path, speed: float, liquidity: dict[str, float]) -> tu
         subprocess.Popen, str]:
     profile = tmp / "sim.yaml"
     profile.write_text(yaml.safe_dump({"simulator": {
-        "symbols": list(SYMBOLS), "history_days": 1.0, "ws_update_ms": 100,
+        # the market _agg_trades_per_minute measured: the same seeded path from T0 on
+        "symbols": list(SYMBOLS), "history_days": 1.0, "ws_update_ms": 100, "start_time_ms": T0,
         "markets": {s: {"liquidity": v} for s, v in liquidity.items()}}}))
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "--config", str(profile), "sim",
                              "--port", "0", "--speed", str(speed)], cwd=ROOT,
@@ -161,8 +162,8 @@ async def _record(base_url: str, tmp: Path, seconds: float,
 
 
 def _agg_trades_per_minute() -> dict[str, float]:
-    """Aggregated trades per simulated minute of each market at liquidity 1 (last 10 hours
-    of the simulator's default market)."""
+    """Aggregated trades per simulated minute of each market at liquidity 1 in the hour
+    before T0, where the simulator the recorder reads starts."""
     from simulator.clock import SimClock
     from simulator.settings import SimulatorSettings
     from simulator.venue import Venue
@@ -171,7 +172,7 @@ def _agg_trades_per_minute() -> dict[str, float]:
     venue = Venue(settings, SimClock(T0, 1.0, wall=lambda: 0))
     out = {}
     for symbol in SYMBOLS:
-        first = venue.agg_trades(symbol, start=T0 - 600 * 60_000, limit=1)
+        first = venue.agg_trades(symbol, start=T0 - 60 * 60_000, limit=1)
         last = venue.agg_trades(symbol, start=T0 - 60_000, limit=1)
         minutes = (int(last.times[0]) - int(first.times[0])) / 60_000
         out[symbol] = (int(last.ids[0]) - int(first.ids[0])) / minutes
