@@ -142,8 +142,9 @@ class DirectTradeStream:
                 amount.append(q)
                 maker.append(m)
                 if len(ids) > limit:  # nobody reads: drop the oldest, a hole to refill
+                    extra = len(ids) - limit
                     for column in (ids, ts, price, amount, maker):
-                        del column[: len(ids) - limit]
+                        del column[:extra]
                 self._ready.set()
             raise t.ExchangeUnavailable(f"trade stream {self.url}: connection closed "
                                         f"({ws.close_code})")

@@ -111,6 +111,13 @@ def test_trades_nobody_takes_beyond_the_limit_are_dropped_oldest_first(
     assert len(kept) == 50
     assert (np.diff(kept["id"].to_numpy()) == 1).all()
     assert kept["id"].iloc[0] > first["id"].iloc[-1] + 1  # the oldest went: a hole
+    # every column dropped the same rows: the kept trades are the venue's
+    spec = sim.venue.specs["BTC/USDT"]
+    served = sim.venue.agg_trades("BTC/USDT", from_id=int(kept["id"].iloc[0]), limit=50)
+    assert kept["ts"].tolist() == served.times.tolist()
+    assert kept["price"].tolist() == (served.prices / 10**spec.price_decimals).tolist()
+    assert kept["amount"].tolist() == (served.qty / 10**spec.qty_decimals).tolist()
+    assert kept["side"].tolist() == np.where(served.buyer_maker, "sell", "buy").tolist()
 
 
 def test_only_binance_spot_streams_are_read_directly(sim_factory: SimFactory) -> None:
