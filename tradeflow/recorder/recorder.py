@@ -72,7 +72,8 @@ class Recorder:
         self.say = say
         self.exchange = str(client.id)
         self.flow = OrderFlowClient(client, aggregated=settings.aggregated_trades,
-                                    book_updates_ms=settings.book_updates_ms)
+                                    book_updates_ms=settings.book_updates_ms,
+                                    direct_trades=True)
         streams = ("trades", *(("book",) if settings.order_book else ()),
                    *(("ticker",) if settings.tickers else ()))
         self.status = RecorderStatus(self.exchange, symbols, status_path, streams)
@@ -115,6 +116,7 @@ class Recorder:
             self._stopping.set()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await flusher
+            await self.flow.close()
             for s in self.status.streams.values():
                 s.state = "stopped" if s.state != "failed" else s.state
             self.status.reconnects = self.flow.reconnects
