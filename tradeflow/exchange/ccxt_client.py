@@ -14,7 +14,6 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
@@ -27,6 +26,7 @@ from tradeflow.exchange import types as t
 from tradeflow.exchange.book import LocalBook
 from tradeflow.exchange.breaker import breaker_for
 from tradeflow.exchange.order_rules import OrderRequest, ccxt_arguments
+from tradeflow.exchange.venues import fetch_market_types, ohlcv_params, rebase_urls
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,24 +44,6 @@ def exchange_timeframes(exchange_id: str) -> list[str]:
     """Timeframes an exchange offers for OHLCV (empty when it has none)."""
     cls = getattr(ccxt, exchange_id)
     return list((cls().timeframes or {}).keys())
-
-
-def rebase_urls(urls: Any, base_url: str) -> Any:
-    """Rewrite every URL in a ccxt ``urls['api']`` tree onto ``base_url``, keeping paths.
-
-    ``https://api.binance.com/api/v3`` -> ``http://127.0.0.1:8765/api/v3`` and
-    ``wss://stream.binance.com:9443/ws`` -> ``ws://127.0.0.1:8765/ws``.
-    """
-    base = urlsplit(base_url)
-    ws_scheme = "wss" if base.scheme == "https" else "ws"
-    if isinstance(urls, dict):
-        return {k: rebase_urls(v, base_url) for k, v in urls.items()}
-    if isinstance(urls, str) and "://" in urls:
-        parts = urlsplit(urls)
-        scheme = ws_scheme if parts.scheme in ("ws", "wss") else base.scheme
-        path = base.path.rstrip("/") + parts.path
-        return urlunsplit((scheme, base.netloc, path, parts.query, parts.fragment))
-    return urls
 
 
 def map_error(exc: Exception, retry_after: float | None = None) -> t.ExchangeError:
@@ -203,7 +185,8 @@ def build_exchange(settings: ExchangeSettings) -> Any:
         ex.init_rest_rate_limiter()
     fetch_markets = ex.options.get("fetchMarkets")
     if isinstance(fetch_markets, dict) and "types" in fetch_markets:
-        ex.options["fetchMarkets"] = {**fetch_markets, "types": list(settings.market_types)}
+        types = fetch_market_types(settings.id, settings.market_types)
+        ex.options["fetchMarkets"] = {**fetch_markets, "types": types}
     if settings.testnet:
         ex.set_sandbox_mode(True)
     if settings.base_url:
@@ -385,7 +368,7 @@ class ExchangeClient:
         candle; callers decide finality from the exchange clock.
         """
         await self.load_markets()
-        params = {} if until is None else {"until": until}
+        params = ohlcv_params(self.id, since, limit, until, timeframe)
 
         async def page() -> pd.DataFrame:
             # Parse inside the retried call: a garbled body parses into junk rows, and
