@@ -26,7 +26,7 @@ from tradeflow.exchange import types as t
 from tradeflow.exchange.book import LocalBook
 from tradeflow.exchange.breaker import breaker_for
 from tradeflow.exchange.order_rules import OrderRequest, ccxt_arguments
-from tradeflow.exchange.venues import fetch_market_types, ohlcv_params, rebase_urls
+from tradeflow.exchange.venues import fetch_market_types, ohlcv_page, rebase_urls
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -368,7 +368,7 @@ class ExchangeClient:
         candle; callers decide finality from the exchange clock.
         """
         await self.load_markets()
-        params = ohlcv_params(self.id, since, limit, until, timeframe)
+        limit, params = ohlcv_page(self.id, timeframe, since, limit, until, self.ohlcv_page_limit)
 
         async def page() -> pd.DataFrame:
             # Parse inside the retried call: a garbled body parses into junk rows, and

@@ -51,15 +51,16 @@ def fetch_market_types(exchange_id: str, market_types: tuple[str, ...]) -> list[
     return list(dict.fromkeys(n for m in market_types for n in names.get(m, (m,))))
 
 
-def ohlcv_params(exchange_id: str, since: int | None, limit: int | None, until: int | None,
-                 timeframe: str) -> dict[str, int]:
-    """ccxt's fetch_ohlcv params for candles with open times in [since, until], at most
-    ``limit`` of them counted from ``since``."""
+def ohlcv_page(exchange_id: str, timeframe: str, since: int | None, limit: int | None,
+               until: int | None, page_max: int) -> tuple[int | None, dict[str, int]]:
+    """ccxt's fetch_ohlcv ``limit`` and params for candles with open times in [since, until]:
+    at most ``limit`` of them (and no more than the venue's ``page_max``) from ``since``."""
+    limit = min(limit, page_max) if limit else limit
     if until is None:
-        return {}
+        return limit, {}
     if exchange_id not in _END_ANCHORED:  # Binance: the first `limit` from since, up to until
-        return {"until": until}
+        return limit, {"until": until}
     if since is not None and limit:
         # calendar months: duration_ms is their longest, so the bound never cuts a page short
         until = min(until, since + limit * timeframes.duration_ms(timeframe) - 1)
-    return {"until": until + 1}
+    return limit, {"until": until + 1}

@@ -43,6 +43,8 @@ def test_public_calls_on_okx_equal_what_binance_serves(sim_factory: SimFactory) 
             assert len(page) == 300 and int(page["open_time"].iloc[0]) == since // MIN * MIN
             core = ["open_time", "open", "high", "low", "close", "volume"]
             np.testing.assert_array_equal(page[core].to_numpy(), twin[core].to_numpy())
+            big = await okx.fetch_ohlcv("BTC/USDT", "1m", since=since, limit=1000, until=until)
+            assert big.equals(page)  # the backfill's 1,000 is OKX's 300, still from `since`
             last = await okx.fetch_ohlcv("BTC/USDT", "1m", since=until - 5 * MIN, limit=300,
                                          until=until)
             assert int(last["open_time"].iloc[-1]) == until // MIN * MIN  # `until` inclusive
