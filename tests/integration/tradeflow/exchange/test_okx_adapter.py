@@ -91,3 +91,43 @@ def test_okx_streams_through_the_market_watch(sim_factory: SimFactory) -> None:
             assert book.bids and book.asks and book.bids[0][0] < book.asks[0][0]
 
     run(body())
+
+
+def test_backfill_on_okx_under_faults_loses_and_repeats_nothing(sim_factory: SimFactory) -> None:
+    """OKX's 429s (code 50011, no Retry-After), 503s (50001), cut bodies and stalls, and an
+    outage: every candle once, the outage recorded as the only gap."""
+    from tradeflow import timeframes
+    from tradeflow.market.backfill import EMPTY_TWICE, Window, backfill_many
+    from tradeflow.market.store import MarketStore, SeriesKey
+
+    sim = sim_factory(venues=("okx",), history_days=1.5, speed=1e-9)
+    now = sim.now_ms()
+    outage = (timeframes.floor(now - 600 * MIN, "1m"), timeframes.floor(now - 600 * MIN, "1m")
+              + 44 * MIN)
+    sim.add_outage(*outage)
+    sim.set_faults(rate_limit_every=7, error_5xx_every=11, truncate_every=13, timeout_every=17,
+                   timeout_s=2.0)
+    store = MarketStore(":memory:")
+    series = [SeriesKey("okx", s, tf) for s in ("BTC/USDT", "ETH/USDT") for tf in ("1m", "5m")]
+
+    async def body() -> list[Any]:
+        async with client(sim.base_url, retry_base_delay_s=0.05, timeout_ms=1000) as ex:
+            return await backfill_many(ex, store, series, Window(now - 1440 * MIN), now,
+                                       empty_retry_delay=0.05)
+
+    reports = run(body())
+    refused = sim.venue.faults.requests - sim.venue.stats["requests"]  # 429s and 503s
+    assert refused >= 4, refused
+    assert [r.status for r in reports] == ["ok"] * 4, [r.error for r in reports]
+    assert store.duplicate_count() == 0
+    for report in reports:
+        assert report.missing == 0, report
+        gaps = store.unfillable(report.key)
+        assert len(gaps) == 1 and gaps[0].reason == EMPTY_TWICE
+        assert timeframes.floor(outage[0], report.key.timeframe) <= gaps[0].start_time
+        assert gaps[0].end_time < outage[1]
+        stored = store.read(report.key)
+        served = sim.venue.klines(report.key.symbol, report.key.timeframe,
+                                  start=int(stored["open_time"].iloc[0]), limit=2000, now_ms=now)
+        closed = served.open_time[served.closed]
+        assert stored["open_time"].tolist() == closed.tolist()
