@@ -27,6 +27,7 @@ from simulator.faults import retry_after_header
 from simulator.futures import WEIGHTS as FAPI_WEIGHTS
 from simulator.futures import futures_routes
 from simulator.okx_rest import OKX_VENUE_KEY, okx_layer, okx_public_routes
+from simulator.okx_signed import okx_private_routes
 from simulator.okx_ws import OkxHub
 from simulator.rest import VENUE_KEY, WEIGHTS, public_routes
 from simulator.rest_flow import flow_routes
@@ -140,7 +141,7 @@ class SimulatorServer:
         app[BROKER_KEY] = self.broker
         routes = admin_routes()
         if "okx" in venues:  # before Binance's /ws/{tail}, which would match /ws/v5/public
-            routes += okx_public_routes() + self.okx_hub.routes()
+            routes += okx_public_routes() + okx_private_routes() + self.okx_hub.routes()
         if "binance" in venues:
             routes += public_routes() + flow_routes() + futures_routes() + signed_routes()
             routes += self.hub.routes()

@@ -126,6 +126,9 @@ class SimulatorSettings(_Frozen):
         default_factory=lambda: {"sim-key": "sim-secret"},
         description="API key -> secret accepted by the signed endpoints",
     )
+    okx_passphrase: str = Field(
+        default="sim-passphrase", description="OKX API passphrase of every key"
+    )
     ws_update_ms: int = Field(
         default=1000,
         ge=10,

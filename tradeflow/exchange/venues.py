@@ -12,6 +12,7 @@ that starts more than ``limit`` candles before a pair's listing comes back empty
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +21,8 @@ from tradeflow import timeframes
 # ccxt's fetchMarkets types for our market_types, where the venue names them differently
 _MARKET_TYPES = {"okx": {"spot": ("spot",), "linear": ("swap", "future"),
                          "inverse": ("swap", "future")}}  # fmt: skip
+# client order ids a venue accepts: OKX's clOrdId is letters and digits, at most 32
+_CLIENT_ID_RULES = {"okx": (re.compile(r"[^A-Za-z0-9]"), 32)}
 # venues whose OHLCV page ends at ccxt's `until`, which is exclusive there
 _END_ANCHORED = {"okx"}
 
@@ -64,3 +67,13 @@ def ohlcv_page(exchange_id: str, timeframe: str, since: int | None, limit: int |
         # calendar months: duration_ms is their longest, so the bound never cuts a page short
         until = min(until, since + limit * timeframes.duration_ms(timeframe) - 1)
     return limit, {"until": until + 1}
+
+
+def venue_client_id(exchange_id: str, client_order_id: str) -> str:
+    """Our client order id as the venue accepts it (the same id every time, so a resend is
+    still refused as a duplicate): ``tf-<32 hex>`` is ``tf<30 hex>`` on OKX."""
+    rule = _CLIENT_ID_RULES.get(exchange_id)
+    if rule is None:
+        return client_order_id
+    banned, longest = rule
+    return banned.sub("", client_order_id)[:longest]

@@ -131,3 +131,47 @@ def test_backfill_on_okx_under_faults_loses_and_repeats_nothing(sim_factory: Sim
                                   start=int(stored["open_time"].iloc[0]), limit=2000, now_ms=now)
         closed = served.open_time[served.closed]
         assert stored["open_time"].tolist() == closed.tolist()
+
+
+def test_orders_and_balance_on_okx(sim_factory: SimFactory) -> None:
+    """OKX's private API through the adapter: a market order comes back filled (OKX only
+    acknowledges it: the adapter asks for the fills), is found again by our client id (which
+    OKX would refuse as ``tf-...``: sent as ``tf...``), a resting order cancels, and OKX's
+    refusals map to the typed errors."""
+    from tradeflow.exchange import AuthenticationFailed, InsufficientFunds, OrderNotFound
+    from tradeflow.exchange.order_rules import OrderRequest
+
+    sim = sim_factory(venues=("okx",), speed=1.0)
+    keys = {"api_key": "sim-key", "api_secret": "sim-secret", "api_password": "sim-passphrase"}
+    cid = "tf-" + "ab" * 16
+
+    async def body() -> None:
+        async with client(sim.base_url, **keys) as ex:
+            start = await ex.fetch_balance()
+            assert start.free["USDT"] == 100_000.0
+            order = await ex.create_order("BTC/USDT", "buy", "market", 0.01, client_order_id=cid)
+            assert order.status == "closed" and order.filled == 0.01 and order.average
+            assert order.client_order_id == cid
+            again = await ex.fetch_order("BTC/USDT", client_order_id=cid)
+            assert again.id == order.id and again.filled == 0.01
+            # the broker's own record of the order holds OKX's spelling of our id
+            assert [o.client_id for o in sim.server.broker.accounts["sim-key"].orders.values()
+                    ] == ["tf" + "ab" * 15]
+            last = (await ex.fetch_ticker("BTC/USDT")).last
+            resting = await ex.place_order("BTC/USDT", OrderRequest(
+                "buy", 0.01, "limit", round(last * 0.95, 2)), client_order_id="tf-rest1")
+            assert [o.id for o in await ex.fetch_open_orders("BTC/USDT")] == [resting.id]
+            await ex.cancel_order(resting.id, "BTC/USDT")
+            assert await ex.fetch_open_orders("BTC/USDT") == []
+            with pytest.raises(OrderNotFound):
+                await ex.cancel_order(resting.id, "BTC/USDT")
+            with pytest.raises(InsufficientFunds):
+                await ex.create_order("BTC/USDT", "buy", "market", 100.0,
+                                      client_order_id="tf-toomuch")
+            end = await ex.fetch_balance()
+            assert end.free["BTC"] == pytest.approx(0.01 * 0.999)
+        async with client(sim.base_url, **{**keys, "api_password": "wrong"}) as ex:
+            with pytest.raises(AuthenticationFailed):
+                await ex.fetch_balance()
+
+    run(body())
