@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 import yaml
+from pydantic import SecretStr
 
 from tests.fixtures.models import register_wiggle
 from tests.fixtures.simulator import SimFactory
@@ -105,3 +107,41 @@ def test_paper_trading_on_okx_decides_on_final_candles(sim_factory: SimFactory,
                                  end=d.candle_open_time, limit=1, now_ms=now)
         assert final.closed[0]
         assert d.price == final.close[0] / 10**final.price_decimals, d
+
+
+def test_live_trading_on_okx_books_what_the_venue_filled(sim_factory: SimFactory,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live mode on OKX by the exchange id (and the key's passphrase): every order the ledger
+    books is the venue's order, found under OKX's spelling of its client id, with its fills."""
+    from models.registry import configure_tracking
+    from tradeflow.exchange.venues import venue_client_id
+
+    sim = sim_factory(venues=("okx",), history_days=0.5, speed=120.0, ws_update_ms=100,
+                      symbols=("BTC/USDT",))
+    settings = load_settings(env={}, overrides={
+        "data_dir": str(tmp_path), "exchange": {"id": "okx", "base_url": sim.base_url},
+        "trader": {"metrics_port": 0}})
+    settings = settings.model_copy(update={"exchange": settings.exchange.model_copy(update={
+        "api_key": SecretStr("sim-key"), "api_secret": SecretStr("sim-secret"),
+        "api_password": SecretStr("sim-passphrase")})})
+    configure_tracking(settings)
+    strategy_file = tmp_path / "okxpaper.yaml"
+    strategy_file.write_text(STRATEGY)
+    register_wiggle("tradeflow-okxpaper")
+    monkeypatch.setenv("TRADEFLOW_LIVE_CONFIRM", "yes")
+    summary = asyncio.run(run_trader(settings, str(strategy_file), mode="live", max_candles=8))
+    mlflow.end_run()
+    ledger = Ledger(settings.ledger_url_for("live"))
+    booked = [o for o in ledger.orders("okxpaper") if o.filled > 0]
+    venue_orders = {o.client_id: o for o in
+                    sim.server.broker.accounts["sim-key"].orders.values()}
+    assert summary.orders == len(ledger.orders("okxpaper"))
+    assert ledger.orders("okxpaper"), "the wiggle model traded nothing in 8 candles"
+    assert booked, "orders booked without their fills"
+    for order in booked:
+        sent = venue_orders[venue_client_id("okx", order.client_order_id)]
+        assert order.exchange_order_id == str(sent.order_id)
+        qty = sent.executed_qty / 10**sent.spec.qty_decimals
+        assert order.filled == pytest.approx(qty)
+    ledger.close()
