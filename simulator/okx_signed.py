@@ -162,7 +162,7 @@ def order_detail(o: Order) -> dict:
         "fillSz": payloads.num(last.qty, qd) if last else "0",
         "fillTime": str(last.time) if last else "", "instId": payloads.inst_id(spec),
         "instType": "SPOT", "lever": "", "ordId": str(o.order_id), "ordType": kind,
-        "pnl": "0", "posSide": "", "px": payloads.num(o.price, pd) if o.price else "",
+        "pnl": "0", "posSide": "net", "px": payloads.num(o.price, pd) if o.price else "",
         "rebate": "0", "rebateCcy": spec.quote, "side": o.side.lower(), "slOrdPx": "",
         "slTriggerPx": "", "state": _STATES.get(o.status, "canceled"),
         "sz": payloads.num(o.orig_qty, qd), "tag": "", "tdMode": "cash", "tgtCcy": "",
@@ -215,11 +215,14 @@ async def balance(request: web.Request, broker: Broker, acct: Account, params: d
         free, locked = acct.free.get(asset, 0), acct.locked.get(asset, 0)
         if free or locked:
             total = payloads.num(free + locked, QUOTE_DECIMALS)
-            details.append({"availBal": payloads.num(free, QUOTE_DECIMALS),
-                            "availEq": payloads.num(free, QUOTE_DECIMALS), "cashBal": total,
-                            "ccy": asset, "eq": total, "eqUsd": "", "frozenBal":
-                            payloads.num(locked, QUOTE_DECIMALS), "ordFrozen":
-                            payloads.num(locked, QUOTE_DECIMALS), "uTime": now})  # fmt: skip
+            held = payloads.num(locked, QUOTE_DECIMALS)
+            details.append({
+                "availBal": payloads.num(free, QUOTE_DECIMALS),
+                "availEq": payloads.num(free, QUOTE_DECIMALS), "cashBal": total, "ccy": asset,
+                "crossLiab": "", "disEq": "", "eq": total, "eqUsd": "", "frozenBal": held,
+                "interest": "", "isoEq": "0", "isoLiab": "", "liab": "", "maxLoan": "",
+                "mgnRatio": "", "notionalLever": "0", "ordFrozen": held, "twap": "0",
+                "uTime": now, "upl": "0", "uplLiab": ""})  # fmt: skip
     return ok([{"adjEq": "", "details": details, "imr": "", "isoEq": "0", "mgnRatio": "",
                 "mmr": "", "notionalUsd": "", "ordFroz": "", "totalEq": "", "uTime": now}])
 
