@@ -1,5 +1,6 @@
-"""The second venue end to end, chosen by the exchange id alone: backfill, validate and backtest
-through the CLI, and paper trading, on the simulator's OKX API (ccxt's real okx classes).
+"""The second venue end to end, chosen by the exchange id alone: backfill, validate, train and
+backtest through the CLI, paper and live trading, on the simulator's OKX API (ccxt's real okx
+classes).
 
 OKX pages candles 300 at a time, newest first, and streams them without a closed flag (ccxt
 drops OKX's ``confirm``), so the trader decides on a candle once the next one has started; every
@@ -21,6 +22,7 @@ from pydantic import SecretStr
 from tests.fixtures.models import register_wiggle
 from tests.fixtures.simulator import SimFactory
 from tests.integration.cli.test_record import env
+from tests.integration.models.test_training_support import write_strategy
 from tradeflow import timeframes
 from tradeflow.config import load_settings
 from tradeflow.market.store import MarketStore, SeriesKey
@@ -56,8 +58,10 @@ def cli(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
 
 
-def test_backfill_validate_backtest_on_okx(sim_factory: SimFactory, tmp_path: Path) -> None:
-    sim = sim_factory(venues=("okx",), speed=1e-9, history_days=1.5,
+@pytest.mark.slow
+def test_backfill_validate_train_backtest_on_okx(sim_factory: SimFactory,
+                                                tmp_path: Path) -> None:
+    sim = sim_factory(venues=("okx",), speed=1e-9, history_days=1.5, signal_strength=1.0,
                       symbols=tuple(SYMBOLS))
     profile = profile_for(tmp_path, sim.base_url)
     done = cli(profile, "backfill", "--days", "1", "--no-progress")
@@ -74,8 +78,17 @@ def test_backfill_validate_backtest_on_okx(sim_factory: SimFactory, tmp_path: Pa
         assert stored["close"].tolist() == (served.close / 10**served.price_decimals).tolist()
         assert store.read(SeriesKey("binance", symbol, "1m")).empty
     checked = cli(profile, "validate", "--all")
-    assert checked.returncode == 0, checked.stderr
-    assert "okx" in checked.stdout or "BTC/USDT" in checked.stdout
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "validation passed" in checked.stdout, checked.stdout
+    strategy = write_strategy(
+        tmp_path, "okxmodel", symbols=["BTC/USDT"], model={"kind": "logistic"},
+        training={"window_days": 0.9, "folds": 2, "pooled": True},
+        promotion={"metric": "sharpe", "min_trades": 1, "max_drawdown_pct": 25,
+                   "evaluation_days": 0.1})
+    trained = cli(profile, "train", "--strategy", str(strategy), "--end", str(now))
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "never validated" not in trained.stdout
+    assert "registered: tradeflow-okxmodel version 1" in trained.stdout
     tested = cli(profile, "backtest", "--strategy",
                  str(REPO / "config" / "strategies" / "rsi_meanrev.yaml"))
     assert tested.returncode == 0, tested.stderr
