@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,7 +50,6 @@ class Sub:
     last_push: float = float("-inf")
     seq: int = -1
     kline: Stream | None = None
-    key: tuple[int, str, str] = field(default=(0, "", ""))
 
 
 def _trim(text: str) -> str:
@@ -100,7 +99,7 @@ class OkxHub:
             spec, channel = checked
             key = (cid, channel, payloads.inst_id(spec))
             if op == "subscribe":
-                self._subscribe(conn, key, arg, spec)
+                self._subscribe(conn, key, spec)
             else:
                 self.subs.pop(key, None)
             replies.append(orjson.dumps({"event": op, "arg": arg, "connId": f"{cid:08x}"})
@@ -111,10 +110,9 @@ class OkxHub:
         return orjson.dumps({"event": "error", "code": code, "msg": msg,
                              "connId": f"{cid:08x}"}).decode()
 
-    def _subscribe(self, conn: Connection, key: tuple[int, str, str], arg: dict,
-                   spec: SymbolSpec) -> None:
+    def _subscribe(self, conn: Connection, key: tuple[int, str, str], spec: SymbolSpec) -> None:
         now = self.venue.now_ms()
-        sub = Sub(conn, {"channel": key[1], "instId": key[2]}, spec, now, key=key)
+        sub = Sub(conn, {"channel": key[1], "instId": key[2]}, spec, now)
         if key[1].startswith("candle"):
             interval = BARS[key[1][6:]]
             sub.kline = Stream(name=key[1], spec=spec, kind="kline", interval=interval)
