@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from simulator.settings import FaultSettings, SimulatorSettings
 
 DESCRIPTION = """\
-Serve a simulated Binance spot exchange on loopback: the REST API under /api/v3 (klines and
+Serve a simulated Binance spot exchange (and, with --venue okx, OKX's v5 API over the same
+market) on loopback: the REST API under /api/v3 (klines and
 uiKlines from 1s to 1M, exchangeInfo with its filters, tickers over 24h or any window, avgPrice,
 the order book, trades, historicalTrades, aggTrades, signed orders and account) and market
 streams on /ws and /stream (klines, trade, aggTrade, ticker, miniTicker, bookTicker, avgPrice,
@@ -71,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="planted predictability: 0 = pure random walk, 1 = clearly learnable",
     )
+    parser.add_argument(
+        "--venue",
+        metavar="NAME[,NAME]",
+        help="exchange API(s) to speak over the one market: binance (default), okx, or "
+        "binance,okx (the same prices on both)",
+    )
     parser.add_argument("--symbols", help="comma-separated BASE/QUOTE list, e.g. BTC/USDT,ETH/USDT")
     parser.add_argument(
         "--start",
@@ -112,6 +119,8 @@ def settings_from_args(args: argparse.Namespace, settings: SimulatorSettings) ->
             fields[name] = getattr(args, flag)
     if getattr(args, "symbols", None):
         fields["symbols"] = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
+    if getattr(args, "venue", None):
+        fields["venues"] = tuple(v.strip() for v in args.venue.split(",") if v.strip())
     if getattr(args, "start", None):
         fields["start_time_ms"] = _start_ms(args.start)
     for item in getattr(args, "fault", []) or []:
@@ -134,10 +143,16 @@ async def serve(settings: SimulatorSettings) -> None:
     from simulator.server import SimulatorServer  # aiohttp and the market: only to serve
 
     async with SimulatorServer(settings) as sim:
-        venue = sim.venue
-        print(f"simulated Binance spot at {sim.base_url} (REST {sim.base_url}/api/v3)", flush=True)
-        print(f"websocket streams at {sim.ws_url} and {sim.base_url.replace('http', 'ws')}/stream")
-        if venue.perpetuals:
+        venue, ws_base = sim.venue, sim.base_url.replace("http", "ws")
+        if "binance" in settings.venues:
+            print(f"simulated Binance spot at {sim.base_url} (REST {sim.base_url}/api/v3)",
+                  flush=True)
+            print(f"websocket streams at {sim.ws_url} and {ws_base}/stream")
+        if "okx" in settings.venues:
+            print(f"simulated OKX spot at {sim.base_url} (REST {sim.base_url}/api/v5)", flush=True)
+            print(f"OKX websocket at {ws_base}/ws/v5/public and {ws_base}/ws/v5/business "
+                  "(point ccxt's okx at the base URL)", flush=True)
+        if venue.perpetuals and "binance" in settings.venues:
             perps = ", ".join(f"{s.symbol}:{s.quote}" for s in venue.perpetuals.values())
             print(f"USDⓈ-M perpetuals {perps} at {sim.base_url}/fapi/v1 (klines on the spot "
                   "price path)", flush=True)

@@ -26,6 +26,9 @@ from simulator.errors import ApiError
 from simulator.faults import retry_after_header
 from simulator.futures import WEIGHTS as FAPI_WEIGHTS
 from simulator.futures import futures_routes
+from simulator.okx_rest import OKX_VENUE_KEY, okx_layer, okx_public_routes
+from simulator.okx_signed import okx_private_routes
+from simulator.okx_ws import OkxHub
 from simulator.rest import VENUE_KEY, WEIGHTS, public_routes
 from simulator.rest_flow import flow_routes
 from simulator.settings import FaultSettings, SimulatorSettings
@@ -63,7 +66,7 @@ def _limited(status: int, retry_after: float, used: int, banned_until: int) -> w
 async def binance_layer(request: web.Request, handler: Any) -> web.StreamResponse:
     """Weights, faults, Binance error bodies and handler timing for ``/api``, ``/sapi`` and
     ``/fapi``."""
-    if not request.path.startswith(("/api/", "/sapi/", "/fapi/")):
+    if not request.path.startswith(("/api/v3/", "/sapi/", "/fapi/")):
         return await handler(request)
     venue = request.app[VENUE_KEY]
     key = (request.method, request.path)
@@ -125,20 +128,28 @@ class SimulatorServer:
         self.venue = Venue(self.settings)
         self.broker = Broker(self.venue)
         self.hub = StreamHub(self.venue)
+        self.okx_hub = OkxHub(self.venue)
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
-        self._hub_task: asyncio.Task[None] | None = None
+        self._hub_tasks: list[asyncio.Task[None]] = []
 
     def build_app(self) -> web.Application:
-        app = web.Application(middlewares=[binance_layer])
-        app[VENUE_KEY] = self.venue
+        """Routes of every venue in ``settings.venues``, all answering from one market."""
+        venues = self.settings.venues
+        app = web.Application(middlewares=[binance_layer, okx_layer])
+        app[VENUE_KEY] = app[OKX_VENUE_KEY] = self.venue
         app[BROKER_KEY] = self.broker
-        routes = public_routes() + flow_routes() + futures_routes() + signed_routes()
-        routes += admin_routes()
-        app.add_routes(routes + self.hub.routes())
+        routes = admin_routes()
+        if "okx" in venues:  # before Binance's /ws/{tail}, which would match /ws/v5/public
+            routes += okx_public_routes() + okx_private_routes() + self.okx_hub.routes()
+        if "binance" in venues:
+            routes += public_routes() + flow_routes() + futures_routes() + signed_routes()
+            routes += self.hub.routes()
+        app.add_routes(routes)
 
         async def close_sockets(_: web.Application) -> None:
             await self.hub.close_all()
+            await self.okx_hub.close_all()
 
         app.on_shutdown.append(close_sockets)
         return app
@@ -169,15 +180,17 @@ class SimulatorServer:
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         self.settings = self.settings.model_copy(update={"port": self.port})
-        self._hub_task = asyncio.create_task(self.hub.run())
+        hubs = [self.hub] if "binance" in self.settings.venues else []
+        hubs += [self.okx_hub] if "okx" in self.settings.venues else []
+        self._hub_tasks = [asyncio.create_task(hub.run()) for hub in hubs]
 
     async def stop(self) -> None:
         """Stop streaming, close sockets and release the port."""
-        if self._hub_task is not None:
-            self._hub_task.cancel()
+        for task in self._hub_tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._hub_task
-            self._hub_task = None
+                await task
+        self._hub_tasks = []
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

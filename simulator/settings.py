@@ -126,6 +126,9 @@ class SimulatorSettings(_Frozen):
         default_factory=lambda: {"sim-key": "sim-secret"},
         description="API key -> secret accepted by the signed endpoints",
     )
+    okx_passphrase: str = Field(
+        default="sim-passphrase", description="OKX API passphrase of every key"
+    )
     ws_update_ms: int = Field(
         default=1000,
         ge=10,
@@ -144,9 +147,14 @@ class SimulatorSettings(_Frozen):
     book_levels: int = Field(
         default=1000, ge=20, le=5000, description="price levels per side of the order book"
     )
+    venues: tuple[Literal["binance", "okx"], ...] = Field(
+        default=("binance",),
+        description="exchange APIs served, over one market: binance (/api/v3, /ws), "
+        "okx (/api/v5, /ws/v5/public and /ws/v5/business)",
+    )
     faults: FaultSettings = FaultSettings()
 
-    @field_validator("symbols", mode="before")
+    @field_validator("symbols", "venues", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         if isinstance(value, str):
@@ -160,3 +168,10 @@ class SimulatorSettings(_Frozen):
             if not _SYMBOL_RE.match(symbol):
                 raise ValueError(f"symbol {symbol!r} is not BASE/QUOTE in capitals")
         return value
+
+    @field_validator("venues")
+    @classmethod
+    def _venues_ok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one venue is needed (binance, okx)")
+        return tuple(dict.fromkeys(value))

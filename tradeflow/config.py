@@ -42,7 +42,8 @@ ENV_CONFIG_PATH = "TRADEFLOW_CONFIG"
 _ENV_NOT_CONFIG = {ENV_CONFIG_PATH, "TRADEFLOW_LIVE_CONFIRM", "TRADEFLOW_REQUIRE_POSTGRES",
                    "TRADEFLOW_REQUIRE_CHROMIUM", "TRADEFLOW_TEST_POSTGRES_URL",
                    "TRADEFLOW_REQUIRE_PROMETHEUS"}
-_SECRET_KEYS = {("exchange", "api_key"), ("exchange", "api_secret")}
+_SECRET_KEYS = {("exchange", "api_key"), ("exchange", "api_secret"),
+                ("exchange", "api_password")}
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
 _DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,8 @@ class ExchangeSettings(Frozen):
     breaker_cooldown_s: float = Field(30.0, gt=0)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+    api_password: SecretStr | None = Field(
+        None, description="the key's passphrase, where the exchange has one (OKX)")
 
     @field_validator("market_types", mode="before")
     @classmethod

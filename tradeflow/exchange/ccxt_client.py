@@ -14,7 +14,6 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
@@ -27,6 +26,12 @@ from tradeflow.exchange import types as t
 from tradeflow.exchange.book import LocalBook
 from tradeflow.exchange.breaker import breaker_for
 from tradeflow.exchange.order_rules import OrderRequest, ccxt_arguments
+from tradeflow.exchange.venues import (
+    fetch_market_types,
+    ohlcv_page,
+    rebase_urls,
+    venue_client_id,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,24 +49,6 @@ def exchange_timeframes(exchange_id: str) -> list[str]:
     """Timeframes an exchange offers for OHLCV (empty when it has none)."""
     cls = getattr(ccxt, exchange_id)
     return list((cls().timeframes or {}).keys())
-
-
-def rebase_urls(urls: Any, base_url: str) -> Any:
-    """Rewrite every URL in a ccxt ``urls['api']`` tree onto ``base_url``, keeping paths.
-
-    ``https://api.binance.com/api/v3`` -> ``http://127.0.0.1:8765/api/v3`` and
-    ``wss://stream.binance.com:9443/ws`` -> ``ws://127.0.0.1:8765/ws``.
-    """
-    base = urlsplit(base_url)
-    ws_scheme = "wss" if base.scheme == "https" else "ws"
-    if isinstance(urls, dict):
-        return {k: rebase_urls(v, base_url) for k, v in urls.items()}
-    if isinstance(urls, str) and "://" in urls:
-        parts = urlsplit(urls)
-        scheme = ws_scheme if parts.scheme in ("ws", "wss") else base.scheme
-        path = base.path.rstrip("/") + parts.path
-        return urlunsplit((scheme, base.netloc, path, parts.query, parts.fragment))
-    return urls
 
 
 def map_error(exc: Exception, retry_after: float | None = None) -> t.ExchangeError:
@@ -104,7 +91,8 @@ def map_error(exc: Exception, retry_after: float | None = None) -> t.ExchangeErr
 
 def _redact(text: str) -> str:
     # ccxt puts full request URLs in messages; signed ones carry the signature and key.
-    for marker in ("signature=", "X-MBX-APIKEY", "apiKey="):
+    for marker in ("signature=", "X-MBX-APIKEY", "apiKey=", "OK-ACCESS-KEY", "OK-ACCESS-SIGN",
+                   "OK-ACCESS-PASSPHRASE"):
         idx = text.find(marker)
         while idx >= 0:
             end = idx + len(marker)
@@ -195,6 +183,8 @@ def build_exchange(settings: ExchangeSettings) -> Any:
         config["apiKey"] = settings.api_key.get_secret_value()
     if settings.api_secret is not None:
         config["secret"] = settings.api_secret.get_secret_value()
+    if settings.api_password is not None:
+        config["password"] = settings.api_password.get_secret_value()
     ex = _exchange_class(settings.id)(config)
     if settings.rate_limit_share < 1.0 and ex.rateLimit > 0:
         # Clients sharing one exchange (a Dask backfill) split its request rate.
@@ -203,7 +193,8 @@ def build_exchange(settings: ExchangeSettings) -> Any:
         ex.init_rest_rate_limiter()
     fetch_markets = ex.options.get("fetchMarkets")
     if isinstance(fetch_markets, dict) and "types" in fetch_markets:
-        ex.options["fetchMarkets"] = {**fetch_markets, "types": list(settings.market_types)}
+        types = fetch_market_types(settings.id, settings.market_types)
+        ex.options["fetchMarkets"] = {**fetch_markets, "types": types}
     if settings.testnet:
         ex.set_sandbox_mode(True)
     if settings.base_url:
@@ -212,6 +203,17 @@ def build_exchange(settings: ExchangeSettings) -> Any:
     if breaker is not None:  # every HTTP request of this client goes through it
         ex.fetch = breaker.guard(ex.fetch, map_error)
     return ex
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds of a Retry-After header, None without one."""
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 class _SharedPause:
@@ -315,7 +317,7 @@ class ExchangeClient:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 err = exc if isinstance(exc, t.ExchangeError) else map_error(
-                    exc, self._retry_after()
+                    exc, _retry_after(self._ex.last_response_headers)
                 )
                 if retry and isinstance(err, t.RateLimited) and waited < cap:
                     # Retry-After as said: a backoff growing over repeated 429s would idle
@@ -333,16 +335,6 @@ class ExchangeClient:
                             attempt + 1, self.settings.max_retries, delay)
                 attempt += 1
                 await self._sleep(delay)
-
-    def _retry_after(self) -> float | None:
-        headers = self._ex.last_response_headers or {}
-        for key, value in headers.items():
-            if key.lower() == "retry-after":
-                try:
-                    return float(value)
-                except (TypeError, ValueError):
-                    return None
-        return None
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         cap = self.settings.retry_max_delay_s
@@ -385,7 +377,7 @@ class ExchangeClient:
         candle; callers decide finality from the exchange clock.
         """
         await self.load_markets()
-        params = {} if until is None else {"until": until}
+        limit, params = ohlcv_page(self.id, timeframe, since, limit, until, self.ohlcv_page_limit)
 
         async def page() -> pd.DataFrame:
             # Parse inside the retried call: a garbled body parses into junk rows, and
@@ -458,9 +450,11 @@ class ExchangeClient:
                           client_order_id: str) -> t.Order:
         """Place a prepared order; not retried: after a failure look it up by client id."""
         order_type, price, params = ccxt_arguments(request)
-        params["clientOrderId"] = client_order_id  # makes a resend idempotent
+        params["clientOrderId"] = venue_client_id(self.id, client_order_id)  # resend: one order
         raw = await self.call(self._ex.create_order, symbol, order_type, request.side,
                               request.amount, price, params, retry=False)
+        if raw.get("status") is None and raw.get("id"):  # OKX acknowledges only: ask for fills
+            raw = await self.call(self._ex.fetch_order, raw["id"], symbol)
         return parse.order(raw, client_order_id)
 
     async def cancel_order(self, order_id: str, symbol: str) -> t.Order:
@@ -474,7 +468,7 @@ class ExchangeClient:
         if order_id is None:
             if client_order_id is None:
                 raise ValueError("fetch_order needs order_id or client_order_id")
-            params = {"origClientOrderId": client_order_id}
+            params = {"clientOrderId": venue_client_id(self.id, client_order_id)}
         raw = await self.call(self._ex.fetch_order, order_id, symbol, params)
         return parse.order(raw, client_order_id)
 

@@ -128,7 +128,8 @@ def order(raw: dict[str, Any], client_order_id: str | None = None) -> t.Order:
     fee = raw.get("fee") or {}
     return t.Order(
         id=str(raw["id"]),
-        client_order_id=raw.get("clientOrderId") or client_order_id,
+        # ours when known: a venue may hold it in its own spelling (venues.venue_client_id)
+        client_order_id=client_order_id or raw.get("clientOrderId"),
         symbol=raw["symbol"],
         side=raw["side"],
         type=raw["type"],

@@ -55,3 +55,23 @@ def test_bad_flags_and_symbols_are_refused_in_one_line(sim_factory: SimFactory,
         assert done.returncode == code, (args, done.stderr)
         assert done.stderr.strip().splitlines()[-1] == message
         assert "Traceback" not in done.stderr
+
+
+def test_stream_from_two_venues_at_once(sim_factory: SimFactory, tmp_path: Path) -> None:
+    """The issue's command: one manager, the same pair from the simulator's Binance and OKX."""
+    sim = sim_factory(speed=60.0, ws_update_ms=100, venues=("binance", "okx"))
+    profile = write_profile(tmp_path, sim.base_url, ["BTC/USDT"])
+    done = stream(profile, "--exchange", "binance,okx", "--symbols", "BTC/USDT",
+                  "--channels", "ticker,trades", "--seconds", "3")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for venue in ("binance", "okx"):
+        assert f"{venue}: disconnected -> connecting (connect)" in lines
+        assert any(f" {venue} BTC/USDT ticker: last " in line for line in lines)
+        assert any(f" {venue} BTC/USDT trades: " in line for line in lines)
+        assert f"{venue}: connected -> disconnected (stopped)" in lines
+    summary = [line for line in lines if "messages," in line]
+    assert sorted(line.split(":")[0] for line in summary) == [
+        "binance BTC/USDT ticker", "binance BTC/USDT trades", "okx BTC/USDT ticker",
+        "okx BTC/USDT trades"]
+    assert "Traceback" not in done.stderr

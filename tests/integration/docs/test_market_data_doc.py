@@ -19,7 +19,8 @@ EXAMPLES = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
 # what each example prints last, in order of the page
 LAST_LINES = [r"^disconnected$", r"^traded \{'BTC/USDT': [0-9.]+, 'ETH/USDT': [0-9.]+\} "
               r"callback errors [1-9]\d*$", r"^\['connecting', 'connected', 'disconnected'\]$",
-              r"^\d\.\d+(e-\d+)?$", r"^Price\(symbol='ETH/USDT', price=[0-9.]+, .*channel='ticker'"]
+              r"^\d\.\d+(e-\d+)?$", r"^Price\(symbol='ETH/USDT', price=[0-9.]+, .*channel='ticker'",
+              r"^[1-9]\d* quotes, best gap -?[0-9.]+ bps, \d+ signals$"]
 
 
 def test_the_page_has_the_examples_this_test_knows() -> None:
@@ -28,7 +29,7 @@ def test_the_page_has_the_examples_this_test_knows() -> None:
 
 @pytest.mark.parametrize("index", range(len(LAST_LINES)))
 def test_example_runs(index: int, sim_factory: SimFactory, tmp_path: Path) -> None:
-    sim = sim_factory(speed=60.0, ws_update_ms=100)
+    sim = sim_factory(speed=60.0, ws_update_ms=100, venues=("binance", "okx"))
     script = tmp_path / f"example_{index}.py"
     script.write_text(EXAMPLES[index])
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEFLOW_")}

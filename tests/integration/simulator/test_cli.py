@@ -38,6 +38,9 @@ def test_flags_override_the_settings() -> None:
     assert got.start_time_ms == 1_767_225_600_000
     assert got.faults.rate_limit_every == 4 and got.faults.truncate_mode == "connection"
     assert got.faults.latency_ms == 5
+    assert got.venues == ("binance",)
+    assert settings_from_args(parse("--venue", "okx, binance,okx"), base).venues == (
+        "okx", "binance")
     assert settings_from_args(parse(), base) == base
     with pytest.raises(ValueError):
         settings_from_args(parse("--symbols", "btcusdt"), base)
@@ -48,7 +51,8 @@ def test_help_explains_every_flag_and_fault() -> None:
         [sys.executable, "-m", "simulator", "--help"], cwd=ROOT, capture_output=True, text=True
     )
     assert out.returncode == 0
-    flags = ["--port", "--seed", "--days", "--speed", "--signal", "--symbols", "--start"]
+    flags = ["--port", "--seed", "--days", "--speed", "--signal", "--symbols", "--start",
+             "--venue"]
     extras = ["--fault", "/admin/faults", "rate_limit_every", "ws_drop_every", "outages"]
     for word in flags + extras:
         assert word in out.stdout
@@ -59,6 +63,7 @@ def test_help_explains_every_flag_and_fault() -> None:
     [
         (["--port", "99999"], "port = 99999: Input should be less than or equal to 65535"),
         (["--fault", "nope=3"], "faults.nope = 3: unknown key; allowed: ban_after_violations, "),
+        (["--venue", "binance,kraken"], "venues.1 = 'kraken': Input should be 'binance' or 'okx'"),
     ],
 )
 def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], line: str) -> None:
