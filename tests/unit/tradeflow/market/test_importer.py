@@ -22,7 +22,13 @@ import pytest
 
 from tradeflow.market.file_names import FileNameError, read_name, split_symbol
 from tradeflow.market.importer import ImportFileError, ImportOptions, import_file, prepare_file
-from tradeflow.market.readers import KLINE_COLUMNS, ReadOptions, parse_columns, read_file
+from tradeflow.market.readers import (
+    KLINE_COLUMNS,
+    ReadOptions,
+    load_bytes,
+    parse_columns,
+    read_file,
+)
 from tradeflow.market.store import MarketStore, SeriesKey
 
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
@@ -321,6 +327,25 @@ def test_every_single_byte_flip_of_a_zip_fails_in_one_line_or_reads_the_same_can
         pd.testing.assert_frame_equal(got.candles, expected)
         outcomes["same"] += 1
     assert outcomes["refused"] > len(original) // 2
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
+def test_the_fast_unzip_equals_zipfiles_read_and_refuses_damaged_data(
+        tmp_path: Path, method: int) -> None:
+    text = ("\n".join(kline_rows(3000)) + "\n").encode()
+    path = tmp_path / "BTCUSDT-1m-2024-01.zip"
+    with zipfile.ZipFile(path, "w", method) as archive:
+        info = zipfile.ZipInfo("BTCUSDT-1m-2024-01.csv", (2024, 2, 1, 0, 0, 0))
+        info.extra = b"\xca\xfe\x04\x00abcd"  # an extra field shifts the data's start
+        archive.writestr(info, text, compress_type=method)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read("BTCUSDT-1m-2024-01.csv") == text
+    assert load_bytes(path) == (text, "BTCUSDT-1m-2024-01.csv")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 3] ^= 0x01  # in the member's data: zlib's error or the CRC-32 check
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ImportFileError, match=r"^\S+\.zip: not a valid zip archive \("):
+        load_bytes(path)
 
 
 def test_the_fast_csv_path_equals_a_plain_line_by_line_parse(tmp_path: Path) -> None:
