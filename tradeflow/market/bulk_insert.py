@@ -53,20 +53,31 @@ def insert_new_history(con: duckdb.DuckDBPyConnection, batches: Iterator[CandleB
             return False
         return not any(lo <= h and hi >= low for low, h in spans.get(batch.key, ()))
 
+    failed: list[BaseException] = []
+
     def stream() -> Iterator[pa.RecordBatch]:
-        for batch in itertools.chain([first], batches):
-            seen.append(batch)
-            span = _span(batch)
-            if new_history(batch, span):
-                yield from _stream_table(batch).to_batches()
-            else:
-                deferred.append(batch)
-            if span is not None:
-                spans.setdefault(batch.key, []).append(span)
+        try:
+            for batch in itertools.chain([first], batches):
+                seen.append(batch)
+                span = _span(batch)
+                if new_history(batch, span):
+                    yield from _stream_table(batch).to_batches()
+                else:
+                    deferred.append(batch)
+                if span is not None:
+                    spans.setdefault(batch.key, []).append(span)
+        except BaseException as exc:
+            failed.append(exc)  # DuckDB reports it as its own error, traceback as text
+            raise
 
     reader = pa.RecordBatchReader.from_batches(STREAM_SCHEMA, stream())
     with registered(con, "stream", reader):
-        con.execute(_INSERT)
+        try:
+            con.execute(_INSERT)
+        except duckdb.Error:
+            if failed:
+                raise failed[0] from None  # the batch maker's own error, not DuckDB's wrapper
+            raise
     return deferred
 
 

@@ -156,8 +156,9 @@ class MarketStore:
 
         ``batches`` may be a generator that makes them while earlier ones are written: new
         history is streamed into one INSERT (:mod:`tradeflow.market.bulk_insert`) and the
-        rest goes through the replace path. The first batch is taken before the store is
-        opened, so the file is held only while there is something to write.
+        rest goes through the replace path. The first batch is made before the store is
+        opened and the later ones while it is held: a caller keeps the generator short
+        (the importer: up to ``GROUP_ROWS`` candles, about a second of parsing).
         """
         return self._write(batches, stream=True)
 
