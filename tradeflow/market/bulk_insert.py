@@ -14,6 +14,7 @@ one's as if each were written alone.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 
@@ -79,6 +80,22 @@ def insert_new_history(con: duckdb.DuckDBPyConnection, batches: Iterator[CandleB
                 raise failed[0] from None  # the batch maker's own error, not DuckDB's wrapper
             raise
     return deferred
+
+
+@contextlib.contextmanager
+def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB on one thread for the block; call it outside the transaction (a SET fails in
+    an aborted one). The stream is made by Python threads on the same cores: DuckDB's
+    other threads mostly wait on it and take cores from them (measured on the importer's
+    benchmark: about a third less CPU for the same or a shorter time). The setting is the
+    database instance's, so a reader in another thread of this process runs on one thread
+    too meanwhile."""
+    threads = con.execute("SELECT current_setting('threads')").fetchone()
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(threads[0]) if threads else 1}")
 
 
 def _span(batch: CandleBatch) -> tuple[int, int] | None:

@@ -41,7 +41,7 @@ import pyarrow as pa
 from tradeflow.contracts.rules import QUARANTINED_AT_STORE
 from tradeflow.contracts.schemas import FrameCheck, check_candles, refusal
 from tradeflow.errors import UsageError
-from tradeflow.market.bulk_insert import insert_new_history
+from tradeflow.market.bulk_insert import insert_new_history, one_thread
 from tradeflow.market.duckdb_file import DuckDBFile
 from tradeflow.market.ducklake import DuckLakeCatalog
 from tradeflow.market.tables import (
@@ -181,7 +181,8 @@ class MarketStore:
         # its catalog, on every series of the list; a DuckDB file: its file lock), each in
         # one transaction.
         names = [str(b.key) for b in batches] if replay else []
-        with self._connect(write=True) as con, self._db.series_lock(names):
+        with self._connect(write=True) as con, self._db.series_lock(names), \
+                one_thread(con) if stream else contextlib.nullcontext():
             written = self._db.retrying(transaction)
         if written.quarantined:
             log.warning("%s: candles stored and quarantined: %s", ", ".join(written.series),

@@ -128,6 +128,9 @@ def test_a_failing_batch_maker_writes_nothing(make_store) -> None:  # noqa: ANN0
         yield check_batch(candles(0, 100), BTC, source="import:a")
         raise RuntimeError("the third file's reader broke")
 
+    threads = store.sql("SELECT current_setting('threads') AS n")["n"].iloc[0]
     with pytest.raises(RuntimeError, match="^the third file's reader broke$"):
         store.write_batches(batches())
     assert store.bounds(BTC) is None
+    # The stream ran DuckDB on one thread; the instance has its threads back.
+    assert store.sql("SELECT current_setting('threads') AS n")["n"].iloc[0] == threads
