@@ -181,8 +181,10 @@ class MarketStore:
         # its catalog, on every series of the list; a DuckDB file: its file lock), each in
         # one transaction.
         names = [str(b.key) for b in batches] if replay else []
+        # Batches still being made by Python threads: DuckDB's own threads would wait on them.
+        waits = stream and not replay
         with self._connect(write=True) as con, self._db.series_lock(names), \
-                one_thread(con) if stream else contextlib.nullcontext():
+                one_thread(con) if waits else contextlib.nullcontext():
             written = self._db.retrying(transaction)
         if written.quarantined:
             log.warning("%s: candles stored and quarantined: %s", ", ".join(written.series),
