@@ -3,8 +3,9 @@
 The dumps are made from the simulator's market (BTC/USDT, all of 2024: 527,040 candles in 12
 ``BTCUSDT-1m-2024-MM.zip`` files with their ``.CHECKSUM``), exactly as data.binance.vision
 lays them out. Timed: ``tradeflow.market.importer.import_paths`` into a fresh store file
-(checksum, unzip with CRC check, parse, timeframe and grid checks, the store's contract
-check, one transaction per file). Baseline, same run: DuckDB's own ``read_csv`` of the same
+(checksum, unzip with CRC check, parse, timeframe and grid checks and the store's contract
+check in reader threads, each file streamed into the store's INSERT as it is ready, one
+transaction per 600k candles). Baseline, same run: DuckDB's own ``read_csv`` of the same
 CSVs, already unzipped, into a table of a fresh database file. Goal: >= 0.5x the baseline's
 candles/s.
 

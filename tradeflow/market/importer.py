@@ -35,18 +35,20 @@ from tradeflow.contracts.rules import (
     spacing,
     spacing_agrees,
 )
-from tradeflow.contracts.schemas import check_candles, refusal
+from tradeflow.contracts.schemas import CandlesRefused
 from tradeflow.market.file_names import FileNameError, read_name
 from tradeflow.market.readers import ImportFileError, ParsedFile, ReadOptions, read_file
-from tradeflow.market.store import MarketStore, SeriesKey
+from tradeflow.market.store import CandleBatch, MarketStore, SeriesKey, check_batch
 from tradeflow.symbols import parse_symbol
 
 __all__ = ["ImportFailure", "ImportFileError", "ImportOptions", "ImportResult", "PreparedFile",
            "expand_paths", "import_file", "import_paths", "prepare_file", "verify_checksum"]
 
-READ_AHEAD = 2  # files parsed while the previous one is written (zlib and pyarrow free the GIL)
+READ_AHEAD = 2  # threads parsing files while earlier ones are written (zlib, pyarrow free the GIL)
+_READ_AHEAD_FILES = 4  # files read and checked ahead of the writer (memory: a few files)
 # Consecutive files are written together, up to this many candles per transaction: a
-# transaction and the file's open and close cost more than writing a month of 1m candles.
+# transaction and the file's open and close cost more than writing a month of 1m candles,
+# and one INSERT of many row groups is written in parallel (tradeflow.market.bulk_insert).
 GROUP_ROWS = 600_000
 
 
@@ -67,6 +69,7 @@ class PreparedFile:
     path: Path
     key: SeriesKey
     candles: pd.DataFrame
+    batch: CandleBatch   # the candles as the store checked them, ready to write
     parsed: ParsedFile
     checksum: str        # verified | absent
     timeframe_from: str  # "name", "--timeframe" or "data" (inferred)
@@ -137,45 +140,31 @@ def prepare_file(path: Path, options: ImportOptions) -> PreparedFile:
     _check_plausible(path, candles, parsed)  # a wrong unit says more than its odd spacing
     timeframe, source = _timeframe(path, candles, options.timeframe, named.timeframe)
     _check_grid(path, candles, timeframe, parsed)
-    # The store's own verdict, here so a refused file is named alone, not with its group.
-    refused = refusal(check_candles(candles, timeframe), str(path))
-    if refused is not None:
-        raise ImportFileError(str(refused))
     key = SeriesKey(options.exchange, symbol, timeframe)
-    return PreparedFile(path, key, candles, parsed, checksum, source)
+    # The store's own check, here (in a worker thread) so a refused file is named alone,
+    # not with its group, and the writer only writes.
+    try:
+        batch = check_batch(candles, key, source=_source(path), what=str(path))
+    except CandlesRefused as exc:
+        raise ImportFileError(str(exc)) from None
+    return PreparedFile(path, key, candles, batch, parsed, checksum, source)
 
 
 def write_prepared(store: MarketStore, prepared: PreparedFile) -> ImportResult:
     """Store a prepared file in one transaction."""
-    outcome = _write_group(store, [prepared], catch=False)[0]
-    assert isinstance(outcome, ImportResult)
-    return outcome
+    written = store.write_batches([prepared.batch])
+    return _result(prepared, written.per_batch[0])
 
 
-def _write_group(store: MarketStore, group: list[PreparedFile], *, catch: bool = True
-                 ) -> list[ImportResult | ImportFailure]:
-    """Prepared files in one transaction; a failure fails each of them (nothing written),
-    or with ``catch`` False raises."""
-    caught: tuple[type[BaseException], ...] = _FILE_ERRORS if catch else ()
-    frame = pd.concat([p.candles.assign(
-        exchange=p.key.exchange, symbol=p.key.symbol, timeframe=p.key.timeframe,
-        source=_source(p)) for p in group], ignore_index=True)
-    try:
-        written = store.write(frame)
-    except caught as exc:
-        return [ImportFailure(p.path, _one_line(p.path, exc)) for p in group]
-    out: list[ImportResult | ImportFailure] = []
-    for p in group:
-        times = p.candles["open_time"]
-        out.append(ImportResult(
-            p.path, p.key.symbol, p.key.timeframe, len(p.candles), int(times.iloc[0]),
-            int(times.iloc[-1]), p.checksum, p.parsed.layout, p.parsed.absent,
-            p.timeframe_from, written.by_source.get((p.key, _source(p)), {})))
-    return out
+def _result(p: PreparedFile, quarantined: dict[str, int]) -> ImportResult:
+    times = p.candles["open_time"]
+    return ImportResult(p.path, p.key.symbol, p.key.timeframe, len(p.candles),
+                        int(times.iloc[0]), int(times.iloc[-1]), p.checksum, p.parsed.layout,
+                        p.parsed.absent, p.timeframe_from, quarantined)
 
 
-def _source(prepared: PreparedFile) -> str:
-    return f"import:{prepared.path.name}"
+def _source(path: Path) -> str:
+    return f"import:{path.name}"
 
 
 def import_file(store: MarketStore, path: Path, options: ImportOptions | None = None, *,
@@ -196,38 +185,58 @@ def import_paths(store: MarketStore, paths: Iterable[Path], options: ImportOptio
                  group_rows: int = GROUP_ROWS) -> list[ImportResult | ImportFailure]:
     """Import many files; a bad file is a failure line and the others still import.
 
-    Files are read and checked ``read_ahead`` at a time in threads while earlier ones are
-    written. Consecutive good files are written together, up to ``group_rows`` candles in
-    one transaction: each file is stored whole or not at all, and a later file's candle
-    replaces an earlier one's as if written one by one. ``done`` is called as each finishes.
+    Files are read and checked in ``read_ahead`` threads while earlier ones are written.
+    Consecutive good files are written together, up to ``group_rows`` candles in one
+    transaction, each streamed to the store as soon as it is ready: each file is stored
+    whole or not at all (a failed transaction fails every file of it), and a later file's
+    candle replaces an earlier one's as if written one by one. ``done`` is called for each
+    file, in the order of the files, as its transaction ends.
     """
     out: list[ImportResult | ImportFailure] = []
-    group: list[PreparedFile] = []
-
-    def report(outcomes: list[ImportResult | ImportFailure]) -> None:
-        out.extend(outcomes)
-        for outcome in outcomes:
-            if done is not None:
-                done(outcome)
-
-    def flush() -> None:
-        if group:
-            report(_write_group(store, group))
-            group.clear()
-
     with ThreadPoolExecutor(max_workers=max(1, read_ahead)) as pool:
-        for path, future in _ahead(pool, list(paths), options, max(1, read_ahead)):
+        ahead = _ahead(pool, list(paths), options, _READ_AHEAD_FILES)
+        while True:
+            group: list[PreparedFile | ImportFailure] = []
             try:
-                prepared = future.result()
+                written = store.write_batches(_group(ahead, group, group_rows))
+                outcomes = [g if isinstance(g, ImportFailure) else _result(g, q)
+                            for g, q in zip(group, _per_file(group, written.per_batch),
+                                            strict=True)]
             except _FILE_ERRORS as exc:
-                flush()  # lines stay in the order of the files
-                report([ImportFailure(path, _one_line(path, exc))])
-                continue
-            group.append(prepared)
-            if sum(len(p.candles) for p in group) >= group_rows:
-                flush()
-        flush()
+                outcomes = [g if isinstance(g, ImportFailure) else
+                            ImportFailure(g.path, _one_line(g.path, exc)) for g in group]
+            if not group:
+                break
+            out.extend(outcomes)
+            for outcome in outcomes:
+                if done is not None:
+                    done(outcome)
     return out
+
+
+def _group(ahead: Iterator[tuple[Path, Future[PreparedFile]]],
+           group: list[PreparedFile | ImportFailure], rows: int) -> Iterator[CandleBatch]:
+    """The batches of the next files, up to ``rows`` candles, as each is ready; ``group``
+    gets every file taken, prepared or failed, in order."""
+    total = 0
+    for path, future in ahead:
+        try:
+            prepared = future.result()
+        except _FILE_ERRORS as exc:
+            group.append(ImportFailure(path, _one_line(path, exc)))
+            continue
+        group.append(prepared)
+        yield prepared.batch
+        total += len(prepared.candles)
+        if total >= rows:
+            return
+
+
+def _per_file(group: list[PreparedFile | ImportFailure],
+              per_batch: tuple[dict[str, int], ...]) -> list[dict[str, int]]:
+    """Quarantine counts lined up with ``group`` (failed files have none)."""
+    counts = iter(per_batch)
+    return [{} if isinstance(g, ImportFailure) else next(counts) for g in group]
 
 
 def expand_paths(raw: Iterable[str]) -> tuple[list[Path], list[ImportFailure]]:

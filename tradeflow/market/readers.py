@@ -24,6 +24,7 @@ import csv
 import gzip
 import io
 import json
+import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from zlib_ng import zlib_ng
 
 FORMATS = ("binance", "json", "csv", "parquet", "feather")
 TIME_UNITS = ("s", "ms", "us", "ns", "iso")
@@ -155,7 +157,7 @@ def _load(path: Path) -> tuple[bytes, str]:
                 members = [n for n in archive.namelist() if not n.endswith("/")]
                 if len(members) != 1:
                     raise ImportFileError(f"{path}: expected one file inside, found {members}")
-                return archive.read(members[0]), members[0]  # CRC-32 checked on read
+                return _member(raw, archive, archive.getinfo(members[0])), members[0]
         except ImportFileError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways
@@ -173,6 +175,25 @@ def _load(path: Path) -> tuple[bytes, str]:
 
 
 load_bytes = _load  # for the other dumps users have (trade dumps: trade_import)
+
+
+def _member(raw: bytes, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A zip member's bytes, its size and CRC-32 checked. A deflated one is inflated by
+    zlib-ng (about twice zlib's speed on a month of klines: unzipping was the import's
+    largest cost after the store's write); others are left to zipfile."""
+    if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1:  # 0x1: encrypted
+        return archive.read(info)
+    at = info.header_offset
+    header = raw[at:at + 30]
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header of {info.filename}")
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    start = at + 30 + name_length + extra_length
+    data = zlib_ng.decompress(raw[start:start + info.compress_size], -15,
+                              max(info.file_size, 1))
+    if len(data) != info.file_size or zlib_ng.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"bad CRC-32 or size of {info.filename}")
+    return data
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,9 +26,10 @@ validation policy (:mod:`tradeflow.market.quarantine`); validation never rewrite
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +41,13 @@ import pyarrow as pa
 from tradeflow.contracts.rules import QUARANTINED_AT_STORE
 from tradeflow.contracts.schemas import FrameCheck, check_candles, refusal
 from tradeflow.errors import UsageError
+from tradeflow.market.bulk_insert import insert_new_history, one_thread
 from tradeflow.market.duckdb_file import DuckDBFile
 from tradeflow.market.ducklake import DuckLakeCatalog
 from tradeflow.market.tables import (
     QUARANTINE_VALUES,
     VALUE_COLUMNS,
+    CandleBatch,
     SeriesKey,
     atomic,
     create,
@@ -57,8 +60,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CANDLE_VALUES", "MarketStore", "SeriesKey", "UnfillableGap", "WriteResult",
-           "open_store"]
+__all__ = ["CANDLE_VALUES", "CandleBatch", "MarketStore", "SeriesKey", "UnfillableGap",
+           "WriteResult", "check_batch", "open_store"]
 
 # What a read returns by default; taker_buy_base and taker_buy_quote are asked for by name.
 CANDLE_VALUES = ("open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades")
@@ -75,21 +78,13 @@ class UnfillableGap:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What a write stored: the candles the batch holds and new quarantine entries per rule
-    (``by_source``: per series and row source, for a batch gathered from several files)."""
+    """What a write stored: the candles the batches hold and new quarantine entries per rule
+    (``per_batch``: the same per batch written, in order)."""
 
     candles: int
     quarantined: dict[str, int]
-    by_source: dict[tuple[SeriesKey, str], dict[str, int]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    """One series' part of a write: the typed frame, its contract check and what to list."""
-
-    key: SeriesKey
-    frame: pd.DataFrame
-    quarantine: pd.DataFrame
+    per_batch: tuple[dict[str, int], ...] = ()
+    series: tuple[str, ...] = ()  # the series written, as ``exchange:symbol:timeframe``
 
 
 class MarketStore:
@@ -152,40 +147,49 @@ class MarketStore:
         and quarantined with their row's source (else ``source``).
         """
         frame = candles.to_pandas() if isinstance(candles, pa.Table) else candles
-        batches = [_checked(key, part) for key, part in
-                   _split_series(frame, exchange, symbol, timeframe)]
-        batches = [b for b in batches if len(b.frame)]
-        quarantined: dict[str, int] = {}
-        by_source: dict[tuple[SeriesKey, str], dict[str, int]] = {}
-        if not batches:
-            return WriteResult(0, quarantined)
-        tables = [(b, pa.Table.from_pandas(b.frame, preserve_index=False)) for b in batches]
+        return self._write([check_batch(part, key, source=source) for key, part in
+                            _split_series(frame, exchange, symbol, timeframe)], stream=False)
 
-        def transaction() -> None:
-            quarantined.clear()
-            by_source.clear()
-            with atomic(con):
-                for batch, table in tables:
-                    _write_series(con, batch.key, table, source)
-                    rows = batch.quarantine.assign(
-                        source=batch.quarantine["source"].fillna(source))
-                    for (rule, origin), part in rows.groupby(["rule", "source"], sort=True):
-                        found = insert_quarantine(con, batch.key, part, str(origin))
-                        if found:
-                            quarantined[str(rule)] = quarantined.get(str(rule), 0) + found
-                            counts = by_source.setdefault((batch.key, str(origin)), {})
-                            counts[str(rule)] = counts.get(str(rule), 0) + found
+    def write_batches(self, batches: Iterable[CandleBatch]) -> WriteResult:
+        """Store checked batches (:func:`check_batch`) in one transaction, in order: a later
+        batch's candle replaces an earlier one's as if each were written alone.
+
+        ``batches`` may be a generator that makes them while earlier ones are written: new
+        history is streamed into one INSERT (:mod:`tradeflow.market.bulk_insert`) and the
+        rest goes through the replace path. The first batch is made before the store is
+        opened and the later ones while it is held: a caller keeps the generator short
+        (the importer: up to ``GROUP_ROWS`` candles, about a second of parsing).
+        """
+        return self._write(batches, stream=True)
+
+    def _write(self, batches: Iterable[CandleBatch], *, stream: bool) -> WriteResult:
+        """Batches in one transaction: new history streamed (``stream``), the rest (all of
+        them without ``stream``: the plain path, one replace per batch) in order."""
+        if isinstance(self._db, DuckLakeCatalog):
+            batches = list(batches)  # its series locks are taken before the transaction
+        pending = iter(batches)
+        first = next(pending, None)
+        if first is None:
+            return WriteResult(0, {})
+        replay = isinstance(batches, list)  # a generator runs once (a DuckDB file: one try)
+
+        def transaction() -> WriteResult:
+            items = iter(batches) if replay else itertools.chain([first], pending)
+            return _write_all(con, items, stream=stream)
 
         # Writers of one series take turns across processes (DuckLake: an advisory lock in
-        # its catalog; a DuckDB file: its file lock), each in one transaction.
-        with self._connect(write=True) as con, \
-                self._db.series_lock(str(b.key) for b in batches):
-            self._db.retrying(transaction)
-        if quarantined:
-            log.warning("%s: candles stored and quarantined: %s", ", ".join(
-                str(b.key) for b in batches), ", ".join(f"{r} {n}" for r, n in
-                                                        quarantined.items()))
-        return WriteResult(sum(len(b.frame) for b in batches), quarantined, by_source)
+        # its catalog, on every series of the list; a DuckDB file: its file lock), each in
+        # one transaction.
+        names = [str(b.key) for b in batches] if replay else []
+        # Batches still being made by Python threads: DuckDB's own threads would wait on them.
+        waits = stream and not replay
+        with self._connect(write=True) as con, self._db.series_lock(names), \
+                one_thread(con) if waits else contextlib.nullcontext():
+            written = self._db.retrying(transaction)
+        if written.quarantined:
+            log.warning("%s: candles stored and quarantined: %s", ", ".join(written.series),
+                        ", ".join(f"{r} {n}" for r, n in written.quarantined.items()))
+        return written
 
     def record_unfillable(self, key: SeriesKey, start: int, end: int, missing: int,
                           reason: str) -> None:
@@ -333,6 +337,34 @@ def open_store(settings: Settings, *, read_only: bool = False) -> MarketStore:
                        read_only=read_only, catalog=settings.store_catalog)
 
 
+def _write_all(con: duckdb.DuckDBPyConnection, items: Iterator[CandleBatch], *,
+               stream: bool) -> WriteResult:
+    """One transaction: the candles of every batch, then their quarantine entries."""
+    quarantined: dict[str, int] = {}
+    seen: list[CandleBatch] = []
+    per_batch: list[dict[str, int]] = []
+    with atomic(con):
+        if stream:
+            rest = insert_new_history(con, items, seen)
+        else:
+            seen.extend(items)
+            rest = seen
+        for batch in rest:
+            if len(batch.frame):
+                _write_series(con, batch.key, batch.table, batch.source)
+        for batch in seen:
+            counts: dict[str, int] = {}
+            per_batch.append(counts)
+            rows = batch.quarantine.assign(source=batch.quarantine["source"].fillna(batch.source))
+            for (rule, origin), part in rows.groupby(["rule", "source"], sort=True):
+                found = insert_quarantine(con, batch.key, part, str(origin))
+                if found:
+                    quarantined[str(rule)] = quarantined.get(str(rule), 0) + found
+                    counts[str(rule)] = counts.get(str(rule), 0) + found
+    series = tuple(sorted({str(b.key) for b in seen}))
+    return WriteResult(sum(len(b.frame) for b in seen), quarantined, tuple(per_batch), series)
+
+
 def _split_series(frame: pd.DataFrame, exchange: str | None, symbol: str | None,
                   timeframe: str | None) -> list[tuple[SeriesKey, pd.DataFrame]]:
     """One part per series; key columns win over the defaults given as arguments."""
@@ -351,16 +383,25 @@ def _split_series(frame: pd.DataFrame, exchange: str | None, symbol: str | None,
     return parts
 
 
-def _checked(key: SeriesKey, part: pd.DataFrame) -> _Batch:
-    """The part as the store's typed frame, checked against the contract (or refused)."""
-    frame = _series_frame(part)
+def check_batch(candles: pd.DataFrame, key: SeriesKey, *, source: str = "rest",
+                what: str | None = None) -> CandleBatch:
+    """One series' candles typed for the table and checked against the contract.
+
+    Raises :class:`~tradeflow.contracts.schemas.CandlesRefused` naming ``what`` (default:
+    the series) when a candle breaks a rule the store refuses; candles breaking the other
+    hard rules are kept and listed for quarantine. ``candles`` as for :meth:`MarketStore.write`
+    (one series; a ``source`` column overrides ``source`` per row).
+    """
+    frame = _series_frame(candles)
     check = check_candles(frame, key.timeframe)
-    if check.ok:
-        return _Batch(key, frame, _NO_ROWS)
-    error = refusal(check, str(key))
-    if error is not None:
-        raise error
-    return _Batch(key, frame, _quarantine_rows(frame, check))
+    quarantine = _NO_ROWS
+    if not check.ok:
+        error = refusal(check, what or str(key))
+        if error is not None:
+            raise error
+        quarantine = _quarantine_rows(frame, check)
+    return CandleBatch(key, frame, quarantine, pa.Table.from_pandas(frame, preserve_index=False),
+                       source)
 
 
 def _series_frame(part: pd.DataFrame) -> pd.DataFrame:
@@ -387,8 +428,8 @@ def _series_frame(part: pd.DataFrame) -> pd.DataFrame:
         else pd.Series(np.nan, index=part.index)
     cols["trades"] = pd.array(trades.to_numpy(dtype=np.float64, na_value=np.nan),
                               dtype="Int64")
-    cols["source"] = part["source"].astype(object).to_numpy() if "source" in part.columns \
-        else None
+    if "source" in part.columns:  # rows from several sources (else: the batch's source)
+        cols["source"] = part["source"].astype(object).to_numpy()
     frame = pd.DataFrame(cols)
     if t.size > 1 and not bool((np.diff(t) > 0).all()):
         _, first_in_reverse = np.unique(t[::-1], return_index=True)
@@ -404,7 +445,8 @@ def _quarantine_rows(frame: pd.DataFrame, check: FrameCheck) -> pd.DataFrame:
     rows = picked["row"].to_numpy(dtype=np.int64)
     out = {"open_time": frame["open_time"].to_numpy()[rows],
            "rule": picked["rule"].to_numpy(dtype=object),
-           "source": frame["source"].to_numpy(dtype=object)[rows]}
+           "source": frame["source"].to_numpy(dtype=object)[rows] if "source" in frame
+           else np.full(rows.size, None, dtype=object)}
     for col in QUARANTINE_VALUES:
         out[col] = frame[col].to_numpy()[rows]
     return pd.DataFrame(out)
@@ -421,10 +463,12 @@ def _write_series(con: duckdb.DuckDBPyConnection, key: SeriesKey, table: pa.Tabl
     lo = table["open_time"][0].as_py()
     hi = table["open_time"][-1].as_py()
     params = {"ex": key.exchange, "sym": key.symbol, "tf": key.timeframe, "lo": lo, "hi": hi}
+    # A constant source costs DuckDB nothing per row; a column of them, strings to scan.
+    origin = "coalesce(b.source, $src)" if "source" in table.column_names else "$src"
     insert = (f"INSERT INTO candles (exchange, symbol, timeframe, open_time, "
               f"{', '.join(VALUE_COLUMNS)}, ingested_at, source) SELECT $ex, $sym, $tf, "
               f"b.open_time, {', '.join('b.' + c for c in VALUE_COLUMNS)}, now(), "
-              "coalesce(b.source, $src) FROM batch b")
+              f"{origin} FROM batch b")
     with registered(con, "batch", table):
         stored = con.execute(f"SELECT count(*) FROM candles c WHERE {_SERIES}",
                              params).fetchone()

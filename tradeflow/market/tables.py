@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS candles (
@@ -115,6 +116,22 @@ class SeriesKey:
 
     def __str__(self) -> str:
         return f"{self.exchange}:{self.symbol}:{self.timeframe}"
+
+
+@dataclass(frozen=True, slots=True)
+class CandleBatch:
+    """One series' candles that passed the store's contract check, typed for the table.
+
+    Made only by :func:`check_batch`; :meth:`MarketStore.write_batches` stores it. Checking
+    apart from writing lets a caller check in worker threads while the store writes earlier
+    batches (the importer does).
+    """
+
+    key: SeriesKey
+    frame: pd.DataFrame       # ascending open_time, one row per key, absent values NaN
+    quarantine: pd.DataFrame  # candles stored but listed in candles_quarantine, by rule
+    table: pa.Table           # ``frame`` as Arrow, what DuckDB scans
+    source: str               # the rows' source, unless a ``source`` column says otherwise
 
 
 def create(con: duckdb.DuckDBPyConnection) -> None:

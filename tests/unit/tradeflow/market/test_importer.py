@@ -21,8 +21,21 @@ import pyarrow.parquet as pq
 import pytest
 
 from tradeflow.market.file_names import FileNameError, read_name, split_symbol
-from tradeflow.market.importer import ImportFileError, ImportOptions, import_file, prepare_file
-from tradeflow.market.readers import KLINE_COLUMNS, ReadOptions, parse_columns, read_file
+from tradeflow.market.importer import (
+    ImportFileError,
+    ImportOptions,
+    ImportResult,
+    import_file,
+    import_paths,
+    prepare_file,
+)
+from tradeflow.market.readers import (
+    KLINE_COLUMNS,
+    ReadOptions,
+    load_bytes,
+    parse_columns,
+    read_file,
+)
 from tradeflow.market.store import MarketStore, SeriesKey
 
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
@@ -102,6 +115,38 @@ def test_a_file_with_the_futures_header_and_one_without_store_the_same_candles(
     spot = stored(store, SeriesKey("binance", "SOL/USDT", "1m"))
     perp = stored(store, SeriesKey("binance", "SOL/USDT:USDT", "1m"))
     pd.testing.assert_frame_equal(spot, perp)
+
+
+@pytest.mark.parametrize("group_rows", [1, 150, 10**6])
+def test_many_files_store_what_importing_them_one_by_one_stores(
+        tmp_path: Path, group_rows: int) -> None:
+    jan = write_zip(tmp_path / "BTCUSDT-1m-2024-01.zip", kline_rows(100))
+    bad = write_zip(tmp_path / "BTCUSDT-1m-2024-02.zip", kline_rows(5, start=T0 + 200 * MIN))
+    bad.write_bytes(bad.read_bytes()[:-30])  # a truncated download in the middle
+    # Overlaps January's last 10 candles with other prices: the later file wins.
+    over = tmp_path / "BTCUSDT-1m-2024-03.csv"
+    over.write_text("\n".join(r.replace(",12.5,", ",99.5,") for r in kline_rows(
+        50, start=T0 + 90 * MIN)) + "\n")
+    eth = write_zip(tmp_path / "ETHUSDT-1m-2024-01.zip", kline_rows(30))
+    paths = [jan, bad, over, eth]
+    store = MarketStore(tmp_path / "many.duckdb")
+    seen: list[Path] = []
+    outcomes = import_paths(store, paths, ImportOptions(), group_rows=group_rows,
+                            done=lambda o: seen.append(o.path))
+    assert seen == paths
+    assert [type(o).__name__ for o in outcomes] == [
+        "ImportResult", "ImportFailure", "ImportResult", "ImportResult"]
+    assert [o.rows for o in outcomes if isinstance(o, ImportResult)] == [100, 50, 30]
+    twin = MarketStore(":memory:")  # the obvious way: each good file alone, in order
+    for path in (jan, over, eth):
+        prepared = prepare_file(path, ImportOptions())
+        twin.write(prepared.candles, exchange="binance", symbol=prepared.key.symbol,
+                   timeframe="1m", source=f"import:{path.name}")
+    query = "SELECT * EXCLUDE (ingested_at) FROM candles ORDER BY ALL"
+    pd.testing.assert_frame_equal(store.sql(query), twin.sql(query))
+    volumes = stored(store, SeriesKey("binance", "BTC/USDT", "1m"))["volume"]
+    assert volumes.iloc[:90].eq(12.5).all() and volumes.iloc[90:].eq(99.5).all()
+    assert store.duplicate_count() == 0
 
 
 def test_bad_checksum_commits_nothing(tmp_path: Path) -> None:
@@ -321,6 +366,25 @@ def test_every_single_byte_flip_of_a_zip_fails_in_one_line_or_reads_the_same_can
         pd.testing.assert_frame_equal(got.candles, expected)
         outcomes["same"] += 1
     assert outcomes["refused"] > len(original) // 2
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
+def test_the_fast_unzip_equals_zipfiles_read_and_refuses_damaged_data(
+        tmp_path: Path, method: int) -> None:
+    text = ("\n".join(kline_rows(3000)) + "\n").encode()
+    path = tmp_path / "BTCUSDT-1m-2024-01.zip"
+    with zipfile.ZipFile(path, "w", method) as archive:
+        info = zipfile.ZipInfo("BTCUSDT-1m-2024-01.csv", (2024, 2, 1, 0, 0, 0))
+        info.extra = b"\xca\xfe\x04\x00abcd"  # an extra field shifts the data's start
+        archive.writestr(info, text, compress_type=method)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read("BTCUSDT-1m-2024-01.csv") == text
+    assert load_bytes(path) == (text, "BTCUSDT-1m-2024-01.csv")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 3] ^= 0x01  # in the member's data: zlib's error or the CRC-32 check
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ImportFileError, match=r"^\S+\.zip: not a valid zip archive \("):
+        load_bytes(path)
 
 
 def test_the_fast_csv_path_equals_a_plain_line_by_line_parse(tmp_path: Path) -> None:
