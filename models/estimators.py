@@ -6,6 +6,7 @@ returns a 1-D float64 array of the probability of label 1 (the "up" class). All 
 plain picklable objects: they travel inside the MLflow pyfunc model.
 
 * :class:`XGBoostEstimator`: gradient-boosted trees, CPU ``hist``, 2 threads, seeded.
+* :class:`RandomForestEstimator`: scikit-learn ``RandomForestClassifier``, 2 jobs, seeded.
 * :class:`LogisticEstimator`: scikit-learn ``StandardScaler`` + ``LogisticRegression``.
 * :class:`FlatEstimator`: p = 0 everywhere, so a strategy never enters (the do-nothing bar).
 * :class:`MomentumEstimator`: p = sigmoid(last return over the label horizon / its scale),
@@ -13,10 +14,15 @@ plain picklable objects: they travel inside the MLflow pyfunc model.
 
 A training set with a single class cannot be fitted by XGBoost or scikit-learn; the learned
 estimators then predict that class's frequency (a constant), which is the honest answer.
+
+The learned kinds are the model families a strategy's ``model.kind`` selects (:data:`FAMILIES`);
+their ``model.params`` are checked by name against the library estimator's own parameters
+(:func:`check_params`), so a misspelt parameter is refused instead of silently ignored.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, Self
 
@@ -26,10 +32,14 @@ import pandas as pd
 __all__ = [
     "MOMENTUM_COLUMN",
     "Estimator",
+    "FAMILIES",
     "FlatEstimator",
     "LogisticEstimator",
     "MomentumEstimator",
+    "ParamError",
+    "RandomForestEstimator",
     "XGBoostEstimator",
+    "check_params",
     "make_estimator",
     "momentum_returns",
 ]
@@ -41,6 +51,11 @@ XGBOOST_DEFAULTS: dict[str, Any] = {
 }
 # Fixed so results do not depend on the machine: CPU histogram trees, two threads.
 _XGBOOST_FIXED: dict[str, Any] = {"tree_method": "hist", "device": "cpu"}
+# Shallow-ish trees with large leaves: 1m candles are noisy, deep trees memorise the noise.
+RANDOM_FOREST_DEFAULTS: dict[str, Any] = {
+    "n_estimators": 200, "max_depth": 8, "min_samples_leaf": 50, "max_features": "sqrt",
+}
+LOGISTIC_DEFAULTS: dict[str, Any] = {"C": 1.0, "max_iter": 500}
 
 
 def momentum_returns(close: np.ndarray, horizon: int) -> np.ndarray:
@@ -79,6 +94,58 @@ def _labels(y: np.ndarray | pd.Series, n: int) -> np.ndarray:
     if not np.isin(arr, (0.0, 1.0)).all():
         raise ValueError("labels must be 0 or 1 (drop NaN labels before fitting)")
     return arr
+
+
+def _library_class(kind: str) -> Any:
+    """The library estimator class behind a learned model family (imported on demand)."""
+    if kind == "xgboost":
+        from xgboost import XGBClassifier
+
+        return XGBClassifier
+    if kind == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression
+
+
+# The model families ``model.kind`` selects (learned); the baselines are the other kinds.
+FAMILIES: tuple[str, ...] = ("xgboost", "random_forest", "logistic")
+# Parameters a family fixes itself and ``model.params`` may not set, and why.
+_FIXED: dict[str, dict[str, str]] = {
+    "xgboost": dict.fromkeys(_XGBOOST_FIXED, "CPU hist is fixed"),
+    "random_forest": {},
+    "logistic": {},
+}
+
+
+class ParamError(ValueError):
+    """A ``model.params`` key the family does not take; ``key`` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def check_params(kind: str, params: Mapping[str, Any] | None) -> None:
+    """:class:`ParamError` naming the first ``model.params`` key ``kind``'s estimator does not
+    take (ValueError for an unknown ``kind``).
+
+    Names are checked against the library class's own ``get_params()`` (XGBClassifier,
+    RandomForestClassifier, LogisticRegression); values are the library's to check at fit.
+    """
+    if kind not in FAMILIES:
+        raise ValueError(f"unknown model kind {kind!r}; allowed: {', '.join(FAMILIES)}")
+    known = set(_library_class(kind)().get_params()) - set(_FIXED[kind])
+    for key in params or {}:
+        if key in _FIXED[kind]:
+            raise ParamError(key, f"{kind}: model.params may not set {key!r} "
+                                  f"({_FIXED[kind][key]})")
+        if key not in known:
+            raise ParamError(key, f"{kind}: unknown parameter {key!r}; allowed: "
+                                  f"{', '.join(sorted(known))}")
 
 
 class _Learned:
@@ -139,9 +206,7 @@ class XGBoostEstimator(_Learned):
                  seed: int = 0, n_jobs: int = 2) -> None:
         super().__init__(columns)
         params = dict(params or {})
-        fixed = sorted(k for k in params if k in _XGBOOST_FIXED)
-        if fixed:
-            raise ValueError(f"xgboost: model.params may not set {fixed} (CPU hist is fixed)")
+        check_params(self.kind, params)
         self.params = {**XGBOOST_DEFAULTS, "random_state": seed, "n_jobs": n_jobs, **params,
                        **_XGBOOST_FIXED}
 
@@ -185,14 +250,64 @@ class XGBoostEstimator(_Learned):
         return {c: float(scores.get(f"f{i}", 0.0)) for i, c in enumerate(self.columns)}
 
 
+class RandomForestEstimator(_Learned):
+    """scikit-learn ``RandomForestClassifier`` on ``n_jobs`` threads, fixed seed.
+
+    ``params`` are the strategy's ``model.params`` (any ``RandomForestClassifier`` argument)
+    over :data:`RANDOM_FOREST_DEFAULTS`.
+    """
+
+    kind = "random_forest"
+
+    def __init__(self, columns: Sequence[str], params: Mapping[str, Any] | None = None, *,
+                 seed: int = 0, n_jobs: int = 2) -> None:
+        super().__init__(columns)
+        params = dict(params or {})
+        check_params(self.kind, params)
+        self.params = {**RANDOM_FOREST_DEFAULTS, "random_state": seed, "n_jobs": n_jobs,
+                       **params}
+
+    def _new_model(self) -> Any:
+        return _library_class(self.kind)(**self.params)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        # Scored on one thread: joblib's threads add the trees' votes in whatever order they
+        # finish (answers differing in the last bit from call to call), and for the few rows
+        # the trader scores per candle they cost more than the trees. Fitting keeps n_jobs.
+        data = _matrix(X, self.columns)
+        trivial = self._trivial(data)
+        if trivial is not None:
+            return trivial
+        serving = self.__dict__.get("_serving_forest")
+        if serving is None:
+            serving = copy.copy(self.model_)  # shares the fitted trees; only n_jobs differs
+            serving.n_jobs = 1
+            self.__dict__["_serving_forest"] = serving
+        return np.asarray(serving.predict_proba(data)[:, 1], dtype=np.float64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_serving_forest", None)  # rebuilt on first use after loading
+        return state
+
+    def feature_importance(self) -> dict[str, float]:
+        """Mean decrease in impurity per column."""
+        if self.model_ is None:
+            return dict.fromkeys(self.columns, 0.0)
+        values = self.model_.feature_importances_
+        return {c: float(v) for c, v in zip(self.columns, values, strict=True)}
+
+
 class LogisticEstimator(_Learned):
-    """``StandardScaler`` + ``LogisticRegression`` (L2, ``C``), the linear baseline."""
+    """``StandardScaler`` + ``LogisticRegression`` (L2, ``C``): a model family and a baseline."""
 
     kind = "logistic"
 
     def __init__(self, columns: Sequence[str], params: Mapping[str, Any] | None = None) -> None:
         super().__init__(columns)
-        self.params = {"C": 1.0, "max_iter": 500, **dict(params or {})}
+        params = dict(params or {})
+        check_params(self.kind, params)
+        self.params = {**LOGISTIC_DEFAULTS, **params}
 
     def _new_model(self) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -261,17 +376,20 @@ class MomentumEstimator:
 
 def make_estimator(kind: str, feature_columns: Sequence[str],
                    params: Mapping[str, Any] | None = None, *, seed: int = 0) -> Estimator:
-    """An unfitted estimator of ``kind`` (``xgboost``, ``logistic``, ``flat``, ``momentum``).
+    """An unfitted estimator of ``kind`` (a family of :data:`FAMILIES`, ``flat``, ``momentum``).
 
     Learned kinds read ``feature_columns``; ``momentum`` reads :data:`MOMENTUM_COLUMN`;
     ``params`` (the strategy's ``model.params``) go to the learned kinds only.
     """
     if kind == "xgboost":
         return XGBoostEstimator(feature_columns, params, seed=seed)
+    if kind == "random_forest":
+        return RandomForestEstimator(feature_columns, params, seed=seed)
     if kind == "logistic":
         return LogisticEstimator(feature_columns, params)
     if kind == "flat":
         return FlatEstimator(feature_columns)
     if kind == "momentum":
         return MomentumEstimator()
-    raise ValueError(f"unknown model kind {kind!r}; allowed: xgboost, logistic, flat, momentum")
+    raise ValueError(f"unknown model kind {kind!r}; allowed: {', '.join(FAMILIES)}, flat, "
+                     "momentum")

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.estimators import FAMILIES, ParamError, check_params
 from models.families import resolve
 from models.registry import configure_tracking
 from models.training import resolve_end
@@ -58,6 +59,22 @@ def check_features(strategy: StrategySettings, path: str | os.PathLike[str]) -> 
                               display_path(Path(path))) from None
 
 
+def check_model(strategy: StrategySettings, path: str | os.PathLike[str]) -> None:
+    """``model.params`` are arguments the family's estimator takes; one :class:`ConfigError`
+    line naming the parameter and what is allowed otherwise."""
+    model, source = strategy.model, display_path(Path(path))
+    if model.kind not in FAMILIES:  # the baselines flat and momentum take no parameters
+        for key, value in model.params.items():
+            raise ConfigError(f"model.params.{key}", value,
+                              f"{model.kind} takes no parameters", source)
+        return
+    try:
+        check_params(model.kind, model.params)
+    except ParamError as exc:
+        raise ConfigError(f"model.params.{exc.key}", model.params[exc.key], str(exc),
+                          source) from None
+
+
 def open_job(settings: Settings, strategy: str | os.PathLike[str], *,
              end: str | int | None = None, now_ms: int | None = None,
              tracking: bool = True) -> Job:
@@ -65,6 +82,7 @@ def open_job(settings: Settings, strategy: str | os.PathLike[str], *,
     ``tracking`` is false (a baseline needs no registry), configure MLflow tracking."""
     loaded = load_strategy(strategy)
     check_features(loaded, strategy)  # before the store or MLflow leave a file behind
+    check_model(loaded, strategy)
     now = int(time.time() * 1000) if now_ms is None else now_ms
     end_ms = resolve_end(end, loaded.timeframe, now)
     experiment = configure_tracking(settings) if tracking else None

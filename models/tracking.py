@@ -162,8 +162,8 @@ def importance_plot(result: TrainingResult, path: Path, top: int = 30) -> None:
     ax = fig.add_subplot()
     ax.barh([k for k, _ in items], [v for _, v in items], color="#3b6ea5")
     kind = result.strategy.model.kind
-    ax.set_xlabel({"xgboost": "total gain", "logistic": "|standardised coefficient|"}
-                  .get(kind, "importance"))
+    ax.set_xlabel({"xgboost": "total gain", "random_forest": "mean decrease in impurity",
+                   "logistic": "|standardised coefficient|"}.get(kind, "importance"))
     ax.set_title(f"{result.strategy.name}: feature importance ({kind}, final model)")
     _save(fig, path)
 

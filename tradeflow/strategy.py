@@ -51,8 +51,11 @@ class LabelSettings(Frozen):
 
 
 class ModelSettings(Frozen):
-    kind: Literal["xgboost", "logistic", "flat", "momentum"] = "xgboost"
-    params: dict[str, Any] = Field(default_factory=dict)
+    """The model family and its parameters (checked against the estimator when a job opens)."""
+
+    kind: Literal["xgboost", "random_forest", "logistic", "flat", "momentum"] = "xgboost"
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="arguments of the family's estimator over its defaults")
 
 
 class TrainingSettings(Frozen):

@@ -89,6 +89,25 @@ def test_an_unknown_feature_is_named_before_anything_is_created(tmp_path: Path) 
     assert not (tmp_path / "data").exists()  # no empty market.duckdb, no mlflow.db
 
 
+@pytest.mark.parametrize(("model", "expected"), [
+    ("{kind: forest}", "model.kind = 'forest': Input should be 'xgboost', 'random_forest', "
+                       "'logistic', 'flat' or 'momentum'"),
+    ("{kind: random_forest, params: {learning_rate: 0.1}}",
+     "model.params.learning_rate = 0.1: random_forest: unknown parameter 'learning_rate'; "
+     "allowed: bootstrap, ccp_alpha"),
+    ("{kind: xgboost, params: {tree_method: exact}}",
+     "model.params.tree_method = 'exact': xgboost: model.params may not set 'tree_method'"),
+])
+def test_a_bad_model_family_or_parameter_is_one_line(tmp_path: Path, model: str,
+                                                     expected: str) -> None:
+    strategy = tmp_path / "bad.yaml"
+    strategy.write_text(BAD_FEATURE.replace("{name: retrns}", "{name: rsi}")
+                        + f"model: {model}\n")
+    line = one_line(tradeflow(tmp_path / "data", "train", "--strategy", str(strategy)), 2)
+    assert line.startswith("config error (") and expected in line, line
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_metrics_port_out_of_range_is_refused_before_the_model_loads(tmp_path: Path) -> None:
     strategy = tmp_path / "bad.yaml"  # the port is refused before the strategy is even read
     line = one_line(tradeflow(tmp_path / "data", "trade", "--strategy", str(strategy),

@@ -13,7 +13,10 @@ from models.estimators import (
     FlatEstimator,
     LogisticEstimator,
     MomentumEstimator,
+    ParamError,
+    RandomForestEstimator,
     XGBoostEstimator,
+    check_params,
     make_estimator,
 )
 
@@ -37,10 +40,10 @@ def auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p))
 
 
-@pytest.mark.parametrize("kind", ["xgboost", "logistic"])
+@pytest.mark.parametrize("kind", ["xgboost", "random_forest", "logistic"])
 def test_learned_estimators_learn_and_return_probabilities(kind: str) -> None:
     X, y = dataset()
-    est = make_estimator(kind, COLUMNS, LIGHT if kind == "xgboost" else None)
+    est = make_estimator(kind, COLUMNS, LIGHT if kind != "logistic" else None)
     p = est.fit(X.iloc[:3000], y[:3000]).predict_proba(X.iloc[3000:])
     assert p.shape == (1000,) and p.dtype == np.float64
     assert ((p >= 0) & (p <= 1)).all()
@@ -113,8 +116,9 @@ def test_momentum_is_the_squashed_last_move() -> None:
 
 def test_all_kinds_pickle_and_unknown_kind_is_refused() -> None:
     X, y = dataset(500)
-    for kind in ("xgboost", "logistic", "flat", "momentum"):
-        est = make_estimator(kind, COLUMNS, LIGHT if kind == "xgboost" else None).fit(X, y)
+    for kind in ("xgboost", "random_forest", "logistic", "flat", "momentum"):
+        params = LIGHT if kind in ("xgboost", "random_forest") else None
+        est = make_estimator(kind, COLUMNS, params).fit(X, y)
         clone = pickle.loads(pickle.dumps(est))
         np.testing.assert_array_equal(clone.predict_proba(X), est.predict_proba(X))
         assert clone.kind == kind
@@ -172,3 +176,47 @@ def test_candle_model_scores_several_windows_in_one_call_like_one_by_one() -> No
         assert together[s] == pytest.approx(one_by_one[s], rel=1e-6)
     short = {s: {c: v[:10] for c, v in w.items()} for s, w in windows.items()}
     assert all(np.isnan(p) for p in model.predict_many(short).values())
+
+
+@pytest.mark.parametrize(("kind", "params", "message"), [
+    ("random_forest", {"learning_rate": 0.1},
+     r"random_forest: unknown parameter 'learning_rate'; allowed: bootstrap, ccp_alpha, "),
+    ("logistic", {"C": 1.0, "alpha": 1.0}, r"logistic: unknown parameter 'alpha'; allowed: C, "),
+    ("xgboost", {"n_estimatrs": 10}, r"xgboost: unknown parameter 'n_estimatrs'; allowed: "),
+    ("xgboost", {"device": "cuda"}, r"xgboost: model.params may not set 'device'"),
+])
+def test_params_are_checked_by_name_against_the_library_estimator(
+        kind: str, params: dict[str, object], message: str) -> None:
+    with pytest.raises(ParamError, match=message) as caught:
+        check_params(kind, params)
+    assert caught.value.key in params
+    with pytest.raises(ParamError, match=message):  # the estimator refuses them too
+        make_estimator(kind, COLUMNS, params)
+
+
+def test_known_params_pass_and_reach_the_library_estimator() -> None:
+    check_params("xgboost", {"n_estimators": 10, "reg_lambda": 2.0})
+    check_params("logistic", {"C": 0.5, "class_weight": "balanced"})
+    X, y = dataset(500)
+    est = RandomForestEstimator(COLUMNS, {"n_estimators": 7, "min_samples_leaf": 20}).fit(X, y)
+    assert len(est.model_.estimators_) == 7 and est.model_.min_samples_leaf == 20
+    assert est.model_.n_jobs == 2 and est.model_.random_state == 0
+    with pytest.raises(ValueError, match="unknown model kind 'momentum'"):
+        check_params("momentum", {})
+
+
+def test_random_forest_is_deterministic_to_the_bit_in_any_batch_size() -> None:
+    X, y = dataset(2_000)
+    a = RandomForestEstimator(COLUMNS, LIGHT, seed=3).fit(X, y)
+    b = RandomForestEstimator(COLUMNS, LIGHT, seed=3).fit(X, y)
+    batch = a.predict_proba(X)
+    np.testing.assert_array_equal(batch, b.predict_proba(X))
+    np.testing.assert_array_equal(batch, a.predict_proba(X))
+    c = RandomForestEstimator(COLUMNS, LIGHT, seed=4).fit(X, y)
+    assert not np.array_equal(batch, c.predict_proba(X))
+    rows = np.concatenate([a.predict_proba(X.iloc[i:i + 1]) for i in range(50)])
+    np.testing.assert_array_equal(rows, batch[:50])
+    assert a.model_.n_jobs == 2  # the single-job view did not change the fitted model
+    clone = pickle.loads(pickle.dumps(a))
+    assert "_serving_forest" not in clone.__dict__
+    np.testing.assert_array_equal(clone.predict_proba(X.iloc[:3]), batch[:3])
