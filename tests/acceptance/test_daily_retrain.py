@@ -102,7 +102,9 @@ def test_deploy_daily_retrain_trader_and_a_worse_challenger(
 
     server = deployed
     pause_backfill_schedule(server)
-    worker_env = dict(server.env, TRADEFLOW_CONFIG=str(first))
+    # The worker polls for scheduled runs every second (default 10 s): less idle waiting.
+    worker_env = dict(server.env, TRADEFLOW_CONFIG=str(first), PREFECT_WORKER_QUERY_SECONDS="1",
+                      PREFECT_WORKER_PREFETCH_SECONDS="1")
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start",
                                "--pool", "tradeflow-local"], cwd=ROOT, env=worker_env,
