@@ -12,16 +12,12 @@ of the `tradeflow-local` process pool, and `prefect deployment run ... --watch`:
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.fixtures.prefect import PrefectServer, die_with_parent
+from tests.fixtures.prefect import PrefectServer, stop_worker
 from tests.fixtures.simulator import SimFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,14 +98,8 @@ def test_deploy_daily_retrain_trader_and_a_worse_challenger(
 
     server = deployed
     pause_backfill_schedule(server)
-    # The worker polls for scheduled runs every second (default 10 s): less idle waiting.
-    worker_env = dict(server.env, TRADEFLOW_CONFIG=str(first), PREFECT_WORKER_QUERY_SECONDS="1",
-                      PREFECT_WORKER_PREFETCH_SECONDS="1")
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start",
-                               "--pool", "tradeflow-local"], cwd=ROOT, env=worker_env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              preexec_fn=die_with_parent)
+    worker = server.start_worker("tradeflow-local", ROOT, tmp_path / "worker.log",
+                                 env={"TRADEFLOW_CONFIG": str(first)})
     try:
         run_deployment(server, "daily-retrain/daily-retrain", f"strategy={strategy}")
         settings = load_settings(first, env={})
@@ -138,10 +128,4 @@ def test_deploy_daily_retrain_trader_and_a_worse_challenger(
         assert newest.tags.get("promotion.decision") in ("kept_champion", "rejected")
         assert newest.tags.get("promotion.reason")
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:  # a worker slow to stop must not fail the test
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
-        log.close()
+        stop_worker(worker)

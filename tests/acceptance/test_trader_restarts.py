@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.prefect import PrefectServer, die_with_parent
+from tests.fixtures.prefect import PrefectServer, stop_worker
 from tests.fixtures.simulator import SimFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,13 +116,9 @@ def test_two_traders_run_side_by_side_and_a_killed_one_is_restarted(
         register_wiggle(f"tradeflow-{name}", flip=name == "restart-b")
     asyncio.run(ensure_restart_automation("trader/trader"))
 
-    worker_env = dict(deployed.env, TRADEFLOW_CONFIG=str(profile),
-                      PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="1")
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "worker", "start",
-                               "--pool", "tradeflow-local"], cwd=ROOT, env=worker_env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              preexec_fn=die_with_parent)
+    worker_env = dict(deployed.env, TRADEFLOW_CONFIG=str(profile))
+    worker = deployed.start_worker("tradeflow-local", ROOT, tmp_path / "worker.log",
+                                   env=worker_env)
     try:
         for name in files:
             run_deployment("trader/trader", timeout=0,
@@ -183,13 +179,7 @@ def test_two_traders_run_side_by_side_and_a_killed_one_is_restarted(
 
         asyncio.run(cancel_all())
         time.sleep(3)
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
-        log.close()
+        stop_worker(worker)
 
     # (4) one consistent book per strategy, no order twice
     with Ledger(postgres_url) as ledger:

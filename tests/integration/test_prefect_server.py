@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.prefect import PrefectServer, http_422_in, server_errors
+from tests.fixtures.prefect import PrefectServer, http_422_in, server_errors, stop_worker
 
 pytestmark = pytest.mark.slow
 
@@ -61,12 +58,7 @@ def test_deploy_worker_and_deployment_run_complete(prefect_server: PrefectServer
         run = prefect_server.cli("deployment", "run", "hello/smoke", "--watch",
                                  "--watch-timeout", "150", cwd=project, timeout=180)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a worker slow to stop must not fail the test
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
+        stop_worker(worker, grace=30)
     out = run.stdout + run.stderr
     assert re.search(r"finished successfully in 'Completed'", out), out
     server_log = (prefect_server.home / "server.log").read_text()
