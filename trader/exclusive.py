@@ -26,6 +26,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tradeflow.errors import UserError
+from trader.ledger.database import create_ledger_engine
 
 
 class StrategyBusy(UserError):
@@ -81,9 +82,7 @@ def _file_lock(path: Path, strategy: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _advisory_lock(url: sa.URL, strategy: str) -> Iterator[None]:
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = create_ledger_engine(url, poolclass=sa.pool.NullPool)  # its own connection
     try:
         with engine.connect() as conn:
             key = lock_key(strategy)
