@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from tradeflow.backtest.live_engine import Decision, Fill, PortfolioEngine
@@ -177,6 +178,10 @@ class LiveExecution:
     async def _execute_exits(self, t: int, engine: PortfolioEngine, fills: list[Fill],
                              kind: str) -> None:
         for symbol, group in by_symbol(fills).items():
+            # The orders carry the amounts the exchange can take (its step), so a fill of
+            # the whole order leaves it FILLED, not partially filled by the rounding.
+            group = [replace(f, qty=self.broker.tradable_amount(symbol, f.qty, f.price) or f.qty)
+                     for f in group]
             orders = self.book.record_exit(t, symbol, group, kind, engine.risk.mode.value)
             for f, order in zip(group, orders, strict=True):
                 amount = self.broker.tradable_amount(symbol, f.qty, f.price)
@@ -205,5 +210,9 @@ class LiveExecution:
         """Take cash and holdings from the ledger, which books the exchange's fills."""
         ledger, name = self.book.ledger, self.book.name
         state = ledger.trader_state(name)
-        qty = {p.symbol: p.qty for p in ledger.positions(name)}
-        engine.sync(state.cash, {s: qty.get(s, 0.0) for s in engine.symbols})
+        held = {p.symbol: p for p in ledger.positions(name)}
+        # Dust under the exchange's minimum order (left by its amount step) cannot be sold:
+        # the engine sees it as flat, so no exit rule keeps trying to sell it.
+        qty = {s: held[s].qty if s in held and self.broker.tradable_amount(
+            s, held[s].qty, held[s].avg_price or 0.0) > 0 else 0.0 for s in engine.symbols}
+        engine.sync(state.cash, qty, {s: p.avg_price for s, p in held.items() if p.avg_price})

@@ -290,17 +290,20 @@ class PortfolioEngine:
         b.pending = math.nan
         b.pending_ref = None
 
-    def sync(self, cash: float, quantities: Mapping[str, float]) -> None:
-        """Live mode: take cash and holdings from the ledger, which books the exchange's fills
-        (actual prices, fees charged in the base asset)."""
+    def sync(self, cash: float, quantities: Mapping[str, float],
+             prices: Mapping[str, float] | None = None) -> None:
+        """Live mode: take cash and holdings from the ledger, which books the exchange's fills;
+        ``prices``: the ledger's average entry prices. An entry the exchange just filled opens
+        the position, so the exit rules watch it and equity counts it."""
         self.cash = float(cash)
         for s, qty in quantities.items():
-            b = self.books[s]
+            b, price = self.books[s], float((prices or {}).get(s) or self.books[s].mark)
             if qty <= 1e-12:
-                if b.position.side != 0:
-                    b.position = PositionState(lock=b.position.lock)
-            elif b.position.side != 0:
-                b.position = replace(b.position, qty=float(qty))
+                b.position = PositionState(lock=b.position.lock) if b.position.side else b.position
+            elif b.position.side == 0:
+                b.position = apply_fill(b.position, float(qty), price)
+            else:
+                b.position = replace(b.position, qty=float(qty), entry_price=price)
 
     def resume(self) -> None:
         """Operator action after a kill-switch halt: the current equity is the new peak."""

@@ -68,4 +68,5 @@ def test_kill_at_random_moments_keeps_the_ledger_consistent(
             if o.status == "FILLED":
                 assert o.client_order_id in on_exchange
     assert not ledger.pending_orders("kill") or all(
-        o.status == "NEW" for o in ledger.pending_orders("kill"))
+        o.status == "NEW" for o in ledger.pending_orders("kill")), [
+        (o.symbol, o.side, o.status, o.amount, o.error) for o in ledger.pending_orders("kill")]

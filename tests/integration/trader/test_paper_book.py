@@ -42,7 +42,9 @@ class FlowWiggle(WiggleModel):
 
 
 async def trade_on_the_book(base_url: str, ledger: Ledger, candles: int,
-                            model: WiggleModel | None = None) -> tuple[Trader, list[int]]:
+                            model: WiggleModel | None = None,
+                            holdings: list[tuple[dict[str, float], dict[str, float]]] | None = None,
+                            ) -> tuple[Trader, list[int]]:
     settings = strategy()
     async with ExchangeClient(ExchangeSettings(base_url=base_url)) as ex:
         await ex.load_markets()
@@ -58,7 +60,13 @@ async def trade_on_the_book(base_url: str, ledger: Ledger, candles: int,
 
         async def record(t: int, batch: object) -> object:
             seen.append(t)
-            return await original(t, batch)  # type: ignore[arg-type]
+            result = await original(t, batch)  # type: ignore[arg-type]
+            if holdings is not None:  # the engine's positions and the ledger's, after candle t
+                engine = trader.engine
+                assert engine is not None
+                holdings.append(({s: engine.books[s].position.qty for s in settings.symbols},
+                                 {p.symbol: p.qty for p in ledger.positions(settings.name)}))
+            return result
 
         trader.process = record  # type: ignore[method-assign]
         try:
@@ -75,8 +83,15 @@ def test_paper_orders_fill_against_the_live_book_with_fees_and_basis(
 ) -> None:
     sim = sim_factory(history_days=0.5, speed=120.0, symbols=tuple(SYMBOLS), ws_update_ms=100)
     ledger = Ledger(f"sqlite:///{tmp_path / 'paper.db'}")
-    trader, seen = asyncio.run(trade_on_the_book(sim.base_url, ledger, 14))
+    holdings: list[tuple[dict[str, float], dict[str, float]]] = []
+    trader, seen = asyncio.run(trade_on_the_book(sim.base_url, ledger, 14, holdings=holdings))
     assert len(seen) == 14 and consecutive(seen)
+    # What the book filled is what the engine holds (exit rules and equity see it), candle
+    # by candle: an entry filled by the broker opens the engine's position.
+    for engine_qty, ledger_qty in holdings:
+        assert engine_qty == pytest.approx({s: ledger_qty.get(s, 0.0) for s in SYMBOLS})
+    assert any(q > 0 for _, held in holdings for q in held.values()), "never held anything"
+    assert trader.engine is not None and trader.engine.risk.mode.value == "active"
     assert ledger.check_consistency("live-test") == []
     fills = ledger.fills("live-test")
     assert fills, ([(o.status, o.error) for o in ledger.orders("live-test")],
