@@ -44,6 +44,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("up", "cli.commands.up", "start the everyday setup: servers, worker, deployments, trader"),
     ("down", "cli.commands.down", "stop what `up` started"),
     ("logs", "cli.commands.logs", "show or follow a service's log file under data/logs"),
+    ("dashboard", "cli.commands.dashboard",
+     "render the Grafana dashboard's panels from Prometheus into a PNG"),
 ]
 
 DESCRIPTION = """\

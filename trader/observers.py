@@ -7,7 +7,6 @@ one cannot change what the trader does.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,8 +46,11 @@ class MetricsObserver(Observer):
         self.metrics, self.name, self.start = metrics, strategy, starting_balance
 
     def model_served(self, version: str) -> None:
-        with contextlib.suppress(ValueError):  # "fixed" and the like are not numbers
-            self.metrics.model_version.labels(self.name).set(float(version))
+        try:
+            number = float(version)
+        except ValueError:  # "signals", "fixed": no registry version, so no series (not 0)
+            return
+        self.metrics.model_version.labels(self.name).set(number)
 
     def recorded(self, decision: Decision, orders: int) -> None:
         self.metrics.decisions.labels(self.name, decision.symbol, decision.action).inc()
@@ -64,8 +66,10 @@ class MetricsObserver(Observer):
         m.equity.labels(self.name).set(equity)
         m.pnl.labels(self.name).set(equity - self.start)
         m.drawdown.labels(self.name).set(engine.risk.drawdown(equity))
+        m.set_risk(engine.risk.mode.value)
         for s, c in batch.items():
             m.price.labels(self.name, s).set(c.close)
+            m.volume.labels(self.name, s).set(c.volume)
             pos = engine.books[s].position
             m.position.labels(self.name, s).set(pos.side * pos.qty)
         m.latency.labels(self.name).observe(latency_ms / 1000.0)
@@ -75,6 +79,8 @@ class MetricsObserver(Observer):
             self.metrics.set_stream(s["symbol"], s["state"], s["last_message_age_s"])
         for b in snapshot.get("breakers") or []:
             self.metrics.set_breaker(b["name"], b["state"], b["opened"])
+        for symbol, flow in (snapshot.get("order_flow") or {}).items():
+            self.metrics.set_order_flow(symbol, flow)
 
     def close(self) -> None:
         self.metrics.close()

@@ -152,15 +152,18 @@ class LiveOrderFlow:
             values |= dict(zip(BOOK_INPUTS, row.tolist(), strict=True))
         return tuple(values[n] for n in names)
 
-    def status(self) -> dict[str, dict[str, Any]]:
-        """Per symbol: last trade price, its age and the book's age (s; None if never seen)."""
+    def status(self, depth_levels: int = 10) -> dict[str, dict[str, Any]]:
+        """Per symbol: last trade price, its age, the book's age (s; None if never seen) and
+        the book's cumulative base quantity over its best ``depth_levels`` bids and asks."""
         now = self.clock()
         out = {}
         for s in self.symbols:
             trade, book = self.last_trade.get(s), self.books.get(s)
             out[s] = {"last_price": trade[0] if trade else None,
                       "price_age_s": round(now - trade[2], 1) if trade else None,
-                      "book_age_s": round(now - book.received, 1) if book else None}
+                      "book_age_s": round(now - book.received, 1) if book else None,
+                      "depth": {side: cumulative(levels, depth_levels) for side, levels in
+                                (("bids", book.bids), ("asks", book.asks))} if book else None}
         return out
 
     # -- streams -----------------------------------------------------------------------------
@@ -210,3 +213,8 @@ class LiveOrderFlow:
 def _levels(book: LiveBook) -> tuple[list[float], list[float], list[float], list[float]]:
     return ([p for p, _ in book.bids], [q for _, q in book.bids],
             [p for p, _ in book.asks], [q for _, q in book.asks])
+
+
+def cumulative(levels: Sequence[tuple[float, float]], n: int) -> list[float]:
+    """Running totals of the quantities of the best ``n`` levels (fewer if the book is thin)."""
+    return [float(q) for q in np.cumsum([level[1] for level in levels[:n]])]

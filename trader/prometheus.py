@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -10,10 +11,13 @@ log = logging.getLogger(__name__)
 
 STATES = ("connecting", "connected", "reconnecting", "failed", "disconnected")
 BREAKER_STATES = ("closed", "open", "half_open")
+RISK_STATES = ("active", "reducing", "halted")  # tradeflow.trading.risk.RiskMode's values
+DEPTH_LEVELS = 10  # book levels exported as cumulative depth
 
 
 class TraderMetrics:
-    """Prices, positions, PnL, decisions, decision latency and stream state."""
+    """Prices, volume, the live book and last trade, positions, PnL, risk state, decisions,
+    decision latency and stream state."""
 
     def __init__(self, strategy: str) -> None:
         self.registry = CollectorRegistry()
@@ -21,6 +25,19 @@ class TraderMetrics:
         self._labels = labels
         r = self.registry
         self.price = Gauge("tradeflow_price", "last close", ["strategy", "symbol"], registry=r)
+        self.volume = Gauge("tradeflow_candle_volume", "base volume of the last closed candle",
+                            ["strategy", "symbol"], registry=r)
+        self.last_trade = Gauge("tradeflow_last_trade_price",
+                                "price of the last trade streamed (moves inside the forming "
+                                "candle)", ["strategy", "symbol"], registry=r)
+        self.last_trade_age = Gauge("tradeflow_last_trade_age_seconds",
+                                    "seconds since the last trade streamed",
+                                    ["strategy", "symbol"], registry=r)
+        self.depth = Gauge("tradeflow_book_depth",
+                           f"cumulative base quantity of the live book's best 1..{DEPTH_LEVELS} "
+                           "levels", ["strategy", "symbol", "side", "level"], registry=r)
+        self.risk = Gauge("tradeflow_risk_state", "1 for the kill switch's current state "
+                          "(active, reducing, halted)", ["strategy", "state"], registry=r)
         self.position = Gauge("tradeflow_position_qty", "base quantity held",
                               ["strategy", "symbol"], registry=r)
         self.equity = Gauge("tradeflow_equity", "equity in quote currency", ["strategy"],
@@ -78,6 +95,21 @@ class TraderMetrics:
             self.stream.labels(s, symbol, name).set(1.0 if name == state else 0.0)
         if age is not None:
             self.price_age.labels(s, symbol).set(age)
+
+    def set_risk(self, mode: str) -> None:
+        s = self._labels["strategy"]
+        for name in RISK_STATES:
+            self.risk.labels(s, name).set(1.0 if name == mode else 0.0)
+
+    def set_order_flow(self, symbol: str, flow: dict[str, Any]) -> None:
+        """One symbol of the live order flow's status: last trade, its age, cumulative depth."""
+        s = self._labels["strategy"]
+        if flow.get("last_price") is not None:
+            self.last_trade.labels(s, symbol).set(flow["last_price"])
+            self.last_trade_age.labels(s, symbol).set(flow["price_age_s"])
+        for side in ("bids", "asks"):
+            for level, qty in enumerate((flow.get("depth") or {}).get(side, ()), start=1):
+                self.depth.labels(s, symbol, side, str(level)).set(qty)
 
     def set_breaker(self, exchange: str, state: str, opened: int) -> None:
         s = self._labels["strategy"]

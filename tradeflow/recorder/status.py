@@ -155,6 +155,9 @@ class RecorderMetrics:
                             ["exchange", "table"], registry=r)
         self.reopened = Gauge("tradeflow_recorder_connections_reopened",
                               "websocket connections reopened", ["exchange"], registry=r)
+        self.refetched = Gauge("tradeflow_recorder_trades_refetched",
+                               "trades fetched over REST to fill holes the streams left",
+                               ["exchange"], registry=r)
         self._seen: dict[tuple[str, str], int] = {}
         self.server: Any = None
 
@@ -186,6 +189,7 @@ class RecorderMetrics:
         for table, rows in status.stored.items():
             self.stored.labels(self.exchange, table).set(rows)
         self.reopened.labels(self.exchange).set(status.reconnects)
+        self.refetched.labels(self.exchange).set(status.holes_filled)
 
     def close(self) -> None:
         if self.server is not None:

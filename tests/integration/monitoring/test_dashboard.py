@@ -30,7 +30,8 @@ from trader.prometheus import TraderMetrics
 
 GRAFANA = Path(__file__).resolve().parents[3] / "monitoring" / "grafana"
 # Grafana's interval variables, as Grafana would fill them in for a short range.
-GRAFANA_VARS = {"$__rate_interval": "30s", "$__interval": "5s", "$__range": "5m"}
+GRAFANA_VARS = {"$__rate_interval": "30s", "$__interval": "5s", "$__range": "5m",
+                "$symbol": "BTC/USDT"}
 
 
 def dashboard() -> dict[str, Any]:
@@ -64,7 +65,8 @@ def test_dashboard_structure_and_datasource() -> None:
         refs = [t["refId"] for t in p["targets"]]
         assert p["targets"] and len(refs) == len(set(refs)), p["title"]
     titles = " ".join(p["title"] for p in panels)
-    for topic in ("price", "Equity", "PnL", "Positions", "latency", "stream state",
+    for topic in ("Price", "volume", "depth", "Risk state", "Trades per second", "Equity", "PnL",
+                  "Positions", "latency", "stream state",
                   "breaker", "Recorder messages", "Validation", "Training", "Promotion"):
         assert topic in titles, topic
 
@@ -87,6 +89,10 @@ def fed_prometheus(tmp_path: Path) -> Iterator[tuple[str, Any]]:
             trader.price.labels(s, sym).set(price)
             trader.position.labels(s, sym).set(0.1)
             trader.set_stream(sym, "connected", 0.4)
+            trader.volume.labels(s, sym).set(3.5)
+            trader.set_order_flow(sym, {"last_price": price, "price_age_s": 0.2,
+                                        "depth": {"bids": [1.0, 2.5], "asks": [0.5, 2.0]}})
+        trader.set_risk("active")
         trader.equity.labels(s).set(10_050.0)
         trader.pnl.labels(s).set(50.0)
         trader.drawdown.labels(s).set(0.01)
@@ -96,6 +102,8 @@ def fed_prometheus(tmp_path: Path) -> Iterator[tuple[str, Any]]:
         recorder.resyncs.labels("binance", "BTC/USDT", "book").set(0)
         recorder.reconnects.labels("binance", "BTC/USDT", "trades").set(1)
         recorder.stored.labels("binance", "trades").set(1000)
+        recorder.messages.labels("binance", "BTC/USDT", "trades").inc(10)
+        recorder.refetched.labels("binance").set(0)
         key = SimpleNamespace(symbol="BTC/USDT", timeframe="1m")
         with flow_metrics(settings, "backfill") as m:
             record_backfill(m, [SimpleNamespace(key=key, stored=1440, missing=0, unfillable=5,
@@ -115,6 +123,7 @@ def fed_prometheus(tmp_path: Path) -> Iterator[tuple[str, Any]]:
             trader.decisions.labels(s, "BTC/USDT", "hold").inc()
             trader.orders.labels(s, "buy").inc()
             trader.latency.labels(s).observe(0.003)
+            recorder.messages.labels("binance", "BTC/USDT", "trades").inc(5)
 
         tick()
         config = prometheus_config(settings, gateway.removeprefix("http://"))

@@ -54,7 +54,8 @@ def test_a_lost_trade_makes_the_candle_missing_and_status_shows_ages() -> None:
     assert np.isnan(flow.inputs("BTC/USDT", T0, ("trade_count",))[0])
     now[0] += 2.5
     status = flow.status()["BTC/USDT"]
-    assert status == {"last_price": 102.0, "price_age_s": 2.5, "book_age_s": None}
+    assert status == {"last_price": 102.0, "price_age_s": 2.5, "book_age_s": None,
+                      "depth": None}
 
 
 def test_the_window_carries_order_flow_columns_and_warm_up_rows_are_nan() -> None:
