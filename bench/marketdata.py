@@ -12,7 +12,9 @@ throughput
     delivered (ccxt.pro spaces binance subscriptions 250 ms apart and each book first loads a
     REST snapshot, so going live takes ~10-15 s) and lasts ``--seconds``. Each line also
     prints the trades delivered, the simulator's websocket messages sent in the window (its
-    /admin/stats) and the drops. ``--speed`` sets the simulated clock and so the trade rate:
+    /admin/stats), CPU per sent message (the same unit on both sides: a loop that falls behind
+    gets several messages per watch return, which lowers its msg/s and raises its CPU/msg) and
+    the drops. ``--speed`` sets the simulated clock and so the trade rate:
     at 120 the simulator sends ~14,000 messages/s, more than either side parses, and drops the
     socket of a consumer whose send queue overflows. Goal: >= 0.8x the baseline's messages/s.
 
@@ -186,19 +188,22 @@ def section_throughput(seconds: float, speed: float) -> None:
                          ("bare ccxt.pro (again)", _bare)):
             window, f = asyncio.run(fn(base_url, seconds, 120.0))
             rate, cpu_us = window.updates / f["wall"], f["cpu"] / max(window.updates, 1) * 1e6
-            results[name] = (rate, cpu_us)
+            per_sent = f["cpu"] / max(f["sent"], 1) * 1e6
+            results[name] = (rate, cpu_us, per_sent)
             print(f"  {name:<22} {rate:7.0f} msg/s {window.rows / f['wall']:7.0f} trades/s "
-                  f"{cpu_us:7.1f} us CPU/msg  (simulator sent {f['sent'] / f['wall']:.0f} "
-                  f"msg/s; all {len(SYMBOLS) * len(CHANNELS)} subscriptions live after "
-                  f"{f['ramp']:.1f}s; {window.errors} drops)")
+                  f"{cpu_us:7.1f} us CPU/msg {per_sent:6.1f} us CPU/sent msg  (simulator sent "
+                  f"{f['sent'] / f['wall']:.0f} msg/s; all {len(SYMBOLS) * len(CHANNELS)} "
+                  f"subscriptions live after {f['ramp']:.1f}s; {window.errors} drops)")
     finally:
         sim.terminate()
         sim.wait(10)
     base = (results["bare ccxt.pro"][0] + results["bare ccxt.pro (again)"][0]) / 2
     base_cpu = (results["bare ccxt.pro"][1] + results["bare ccxt.pro (again)"][1]) / 2
+    base_sent = (results["bare ccxt.pro"][2] + results["bare ccxt.pro (again)"][2]) / 2
     api = results["MarketDataStream"][0]
     print(f"  throughput: {api / base:.2f}x bare ccxt.pro msg/s (goal >= 0.8x); "
-          f"CPU per message {results['MarketDataStream'][1] / base_cpu:.2f}x "
+          f"CPU per message {results['MarketDataStream'][1] / base_cpu:.2f}x, "
+          f"per sent message {results['MarketDataStream'][2] / base_sent:.2f}x "
           f"({len(SYMBOLS)} symbols x {len(CHANNELS)} channels, {seconds:g}s, speed {speed:g})")
 
 
