@@ -7,16 +7,18 @@ throughput
     book) from the simulator running in its own process, and the process CPU time per
     message. Baseline: bare ccxt.pro ``binance`` watch loops (watch_trades / watch_ticker /
     watch_order_book, counting each return; a dropped socket is counted and watched again, as
-    ccxt reconnects on the next call) on the same simulator. Both sides count over the same
-    steady-state window: it opens one second after every one of the 60 subscriptions has
-    delivered (ccxt.pro spaces binance subscriptions 250 ms apart and each book first loads a
-    REST snapshot, so going live takes ~10-15 s) and lasts ``--seconds``. Each line also
-    prints the trades delivered, the simulator's websocket messages sent in the window (its
-    /admin/stats), CPU per sent message (the same unit on both sides: a loop that falls behind
-    gets several messages per watch return, which lowers its msg/s and raises its CPU/msg) and
-    the drops. ``--speed`` sets the simulated clock and so the trade rate:
-    at 120 the simulator sends ~14,000 messages/s, more than either side parses, and drops the
-    socket of a consumer whose send queue overflows. Goal: >= 0.8x the baseline's messages/s.
+    ccxt reconnects on the next call) on the same simulator. Runs alternate (baseline, API,
+    baseline, ...: ``--rounds`` API runs) so a drift of the shared machine hits both sides;
+    the ratios compare means. Both sides count over the same steady-state window: it opens
+    one second after every one of the 60 subscriptions has delivered (ccxt.pro spaces binance
+    subscriptions 250 ms apart and each book first loads a REST snapshot, so going live takes
+    ~10-15 s) and lasts ``--seconds``. Each line also prints the trades delivered, the
+    simulator's websocket messages sent in the window (its /admin/stats), CPU per sent
+    message (the same unit on both sides: a loop that falls behind gets several messages per
+    watch return, which lowers its msg/s and raises its CPU/msg) and the drops. ``--speed``
+    sets the simulated clock and so the trade rate: at 120 the simulator sends ~14,000
+    messages/s, more than either side parses, and drops the socket of a consumer whose send
+    queue overflows. Goal: >= 0.8x the baseline's messages/s.
 
 latest
     ``get_latest(symbol, 100)`` from a buffer of 10,000 ticker rows, p50 and p99 over 20,000
@@ -28,7 +30,7 @@ memory
     same rows as a pandas DataFrame (``memory_usage(deep=True)``).
 
     .venv/bin/python bench/marketdata.py [--only throughput|latest|memory] [--seconds 10]
-                                         [--speed 10]
+                                         [--speed 10] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -176,35 +178,33 @@ async def _api(base_url: str, seconds: float, ramp_timeout: float
     return window, figures
 
 
-def section_throughput(seconds: float, speed: float) -> None:
+def section_throughput(seconds: float, speed: float, rounds: int) -> None:
     sim = subprocess.Popen([sys.executable, "-c", SIM, ",".join(SYMBOLS), str(speed)], cwd=ROOT,
                            stdout=subprocess.PIPE, text=True,
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert sim.stdout is not None
         base_url = sim.stdout.readline().strip()
-        results = {}
-        for name, fn in (("bare ccxt.pro", _bare), ("MarketDataStream", _api),
-                         ("bare ccxt.pro (again)", _bare)):
+        results: dict[str, list[tuple[float, float, float]]] = {"bare": [], "api": []}
+        runs = [("bare", _bare), ("api", _api)] * rounds + [("bare", _bare)]
+        for side, fn in runs:  # alternating: a drift of the shared machine hits both sides
             window, f = asyncio.run(fn(base_url, seconds, 120.0))
             rate, cpu_us = window.updates / f["wall"], f["cpu"] / max(window.updates, 1) * 1e6
             per_sent = f["cpu"] / max(f["sent"], 1) * 1e6
-            results[name] = (rate, cpu_us, per_sent)
-            print(f"  {name:<22} {rate:7.0f} msg/s {window.rows / f['wall']:7.0f} trades/s "
+            results[side].append((rate, cpu_us, per_sent))
+            name = "bare ccxt.pro" if side == "bare" else "MarketDataStream"
+            print(f"  {name:<17} {rate:7.0f} msg/s {window.rows / f['wall']:7.0f} trades/s "
                   f"{cpu_us:7.1f} us CPU/msg {per_sent:6.1f} us CPU/sent msg  (simulator sent "
                   f"{f['sent'] / f['wall']:.0f} msg/s; all {len(SYMBOLS) * len(CHANNELS)} "
                   f"subscriptions live after {f['ramp']:.1f}s; {window.errors} drops)")
     finally:
         sim.terminate()
         sim.wait(10)
-    base = (results["bare ccxt.pro"][0] + results["bare ccxt.pro (again)"][0]) / 2
-    base_cpu = (results["bare ccxt.pro"][1] + results["bare ccxt.pro (again)"][1]) / 2
-    base_sent = (results["bare ccxt.pro"][2] + results["bare ccxt.pro (again)"][2]) / 2
-    api = results["MarketDataStream"][0]
-    print(f"  throughput: {api / base:.2f}x bare ccxt.pro msg/s (goal >= 0.8x); "
-          f"CPU per message {results['MarketDataStream'][1] / base_cpu:.2f}x, "
-          f"per sent message {results['MarketDataStream'][2] / base_sent:.2f}x "
-          f"({len(SYMBOLS)} symbols x {len(CHANNELS)} channels, {seconds:g}s, speed {speed:g})")
+    bare, api = (np.mean(results[k], axis=0) for k in ("bare", "api"))
+    print(f"  throughput: {api[0] / bare[0]:.2f}x bare ccxt.pro msg/s (goal >= 0.8x); "
+          f"CPU per message {api[1] / bare[1]:.2f}x, per sent message {api[2] / bare[2]:.2f}x "
+          f"(means of {len(results['api'])} API and {len(results['bare'])} baseline runs; "
+          f"{len(SYMBOLS)} symbols x {len(CHANNELS)} channels, {seconds:g}s, speed {speed:g})")
 
 
 def _percentiles(fn: object, calls: int) -> tuple[float, float]:
@@ -253,11 +253,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--speed", type=float, default=SPEED,
                         help="simulated seconds per wall second (sets the trade rate)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="API runs, each between two baseline runs")
     args = parser.parse_args()
     print(f"load {Path('/proc/loadavg').read_text().strip()}  cores {os.cpu_count()}")
     if args.only in (None, "throughput"):
         print("throughput")
-        section_throughput(args.seconds, args.speed)
+        section_throughput(args.seconds, args.speed, args.rounds)
     if args.only in (None, "latest"):
         print("latest")
         section_latest()
