@@ -10,7 +10,10 @@ tickers take 400,000 bytes).
 
 Queries copy out of the ring and return pandas (indexed by ``ts``), Arrow or plain NumPy. The
 pandas result is one float64 block plus an int64 index built from prepared column labels, which
-keeps a latest-100 query in the tens of microseconds (``bench/marketdata.py``).
+keeps a latest-100 query in the tens of microseconds (``bench/marketdata.py``). The Arrow result
+is read as one IPC record-batch message (Arrow's stable columnar format): a header prepared
+once per (columns, row count) followed by the columns copied straight out of the ring, so one
+call builds all columns instead of one ``pa.array`` per column (about a third of the time).
 
 Times within a series must not go backwards; a row older than the newest is dropped and
 counted in ``out_of_order``. A candle row with the newest open time replaces it (the stream
@@ -19,6 +22,7 @@ sends a candle many times while it is open).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +47,32 @@ PRICE_COLUMN = {"candles": "close", "trades": "price", "ticker": "last", "book":
 _INITIAL = 1024
 
 
+@functools.lru_cache(maxsize=32)
+def arrow_schema(columns: tuple[str, ...]) -> pa.Schema:
+    """``ts`` (int64) and the value columns (float64) of an Arrow result."""
+    return pa.schema([pa.field("ts", pa.int64()), *(pa.field(c, pa.float64()) for c in columns)])
+
+
+@functools.lru_cache(maxsize=256)
+def _ipc_header(columns: tuple[str, ...], n: int) -> np.ndarray:
+    """The bytes before the body of an IPC record-batch message of ``n`` rows without nulls.
+
+    Its body is then the columns' data one after another (``n * 8`` bytes each, already
+    8-byte aligned, validity buffers empty): checked here once on a batch of known values.
+    """
+    schema = arrow_schema(columns)
+    block = np.arange((1 + len(columns)) * n, dtype=np.float64).reshape(1 + len(columns), n)
+    batch = pa.RecordBatch.from_arrays([pa.array(block[0].astype(np.int64)),
+                                        *map(pa.array, block[1:])], schema=schema)
+    raw = batch.serialize().to_pybytes()
+    header = np.frombuffer(raw[: len(raw) - block.nbytes], np.uint8).copy()
+    body = np.frombuffer(raw[len(header):], np.float64).reshape(block.shape)
+    if len(header) % 8 or not np.array_equal(body[1:], block[1:]) or \
+            not np.array_equal(body[0].view(np.int64), block[0].astype(np.int64)):
+        raise RuntimeError(f"pyarrow {pa.__version__}: unexpected IPC body layout")
+    return header
+
+
 class Series:
     """One ring of rows: ``ts`` (int64) and a float64 block of value columns."""
 
@@ -61,7 +91,7 @@ class Series:
         self._vals = np.empty((len(self.columns), cap), np.float64)
         self._start = self._size = 0
         self._labels = pd.Index(self.columns)  # built once: a query reuses it
-        self._arrow_names = ["ts", *self.columns]
+        self._schema = arrow_schema(self.columns)
 
     def __len__(self) -> int:
         return self._size
@@ -150,14 +180,34 @@ class Series:
         return (np.concatenate((self._ts[p:], self._ts[: n - k])),
                 np.concatenate((self._vals[:, p:], self._vals[:, : n - k]), axis=1))
 
+    def _arrow(self, a: int, b: int) -> pa.RecordBatch:
+        """Logical rows [a, b) as a record batch owning a copy of them."""
+        cap, n = self.capacity, b - a
+        header = _ipc_header(self.columns, n)
+        h = len(header)
+        message = np.empty(h + (1 + len(self.columns)) * n * 8, np.uint8)
+        message[:h] = header
+        body = message[h:].view(np.float64).reshape(1 + len(self.columns), n)
+        ts = body[0].view(np.int64)
+        p = (self._start + a) % cap
+        k = min(n, cap - p)  # rows before the ring wraps
+        ts[:k], body[1:, :k] = self._ts[p:p + k], self._vals[:, p:p + k]
+        if k < n:
+            ts[k:], body[1:, k:] = self._ts[: n - k], self._vals[:, : n - k]
+        return pa.ipc.read_record_batch(pa.py_buffer(message), self._schema)
+
     def latest(self, limit: int, output: Output = "pandas") -> Any:
         """The newest ``limit`` rows, oldest first."""
         n = min(max(int(limit), 0), self._size)
+        if output == "arrow":
+            return self._arrow(self._size - n, self._size)
         return self._out(*self._take(self._size - n, self._size), output)
 
     def between(self, start: int, end: int, output: Output = "pandas") -> Any:
         """Rows with ``start <= ts <= end``."""
         a, b = self._search(start, "left"), self._search(end, "right")
+        if output == "arrow":
+            return self._arrow(a, max(a, b))
         return self._out(*self._take(a, max(a, b)), output)
 
     def last_values(self) -> tuple[int, np.ndarray] | None:
@@ -176,9 +226,6 @@ class Series:
         if output == "pandas":
             return pd.DataFrame(vals.T, index=pd.Index(ts, name="ts", copy=False),
                                 columns=self._labels, copy=False)
-        if output == "arrow":
-            return pa.RecordBatch.from_arrays([pa.array(ts), *map(pa.array, vals)],
-                                              names=self._arrow_names)
         if output == "numpy":
             return {"ts": ts, **dict(zip(self.columns, vals, strict=True))}
         raise ValueError(f"output {output!r}: must be one of pandas, arrow, numpy")

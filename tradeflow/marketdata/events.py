@@ -62,6 +62,21 @@ def _num(value: float | None) -> float:
     return NAN if value is None else float(value)
 
 
+def _unseen_in_order(ids: np.ndarray, last_id: int | None) -> bool:
+    """True when every id is newer than ``last_id`` and the ids strictly increase: the
+    usual message, which then needs no filtering, sorting or de-duplication."""
+    if not len(ids):
+        return True
+    if last_id is not None and ids[0] <= last_id:
+        return False
+    return len(ids) == 1 or bool((ids[1:] > ids[:-1]).all())
+
+
+def _plain_index(frame: pd.DataFrame) -> bool:
+    index = frame.index
+    return type(index) is pd.RangeIndex and index.start == 0 and index.step == 1
+
+
 def new_rows(channel: str, data: Any, cursor: Cursor,
              now_ms: int) -> tuple[Any, list[tuple[int, tuple[float, ...]]]]:
     """The unseen part of ``data`` and its buffer rows ``(ts, values)``; advances ``cursor``."""
@@ -74,18 +89,22 @@ def new_rows(channel: str, data: Any, cursor: Cursor,
         return fresh, [(c.open_time, (c.open, c.high, c.low, c.close, c.volume)) for c in fresh]
     if channel == "trades":
         frame: pd.DataFrame = data
-        if cursor.last_id is not None:
-            frame = frame[frame["id"] > cursor.last_id]
-        if len(frame) > 1 and not frame["id"].is_monotonic_increasing:
-            frame = frame.sort_values("id", kind="stable")
-        frame = frame.drop_duplicates("id").reset_index(drop=True)
-        if frame.empty:
+        ids = frame["id"].to_numpy()
+        if not _unseen_in_order(ids, cursor.last_id) or not _plain_index(frame):
+            if cursor.last_id is not None:
+                frame = frame[frame["id"] > cursor.last_id]
+            if len(frame) > 1 and not frame["id"].is_monotonic_increasing:
+                frame = frame.sort_values("id", kind="stable")
+            frame = frame.drop_duplicates("id").reset_index(drop=True)
+            ids = frame["id"].to_numpy()
+        if not len(ids):
             return frame, []
-        cursor.last_id = int(frame["id"].iloc[-1])
-        side = np.where(frame["side"] == "buy", 1.0, np.where(frame["side"] == "sell", -1.0, 0.0))
-        rows = list(zip(frame["ts"].tolist(), zip(frame["id"].astype("float64").tolist(),
+        cursor.last_id = int(ids[-1])
+        side = [1.0 if s == "buy" else -1.0 if s == "sell" else 0.0
+                for s in frame["side"].tolist()]
+        rows = list(zip(frame["ts"].tolist(), zip(ids.astype(np.float64).tolist(),
                                                   frame["price"].tolist(),
-                                                  frame["amount"].tolist(), side.tolist(),
+                                                  frame["amount"].tolist(), side,
                                                   strict=True), strict=True))
         return frame, rows
     if channel == "ticker":

@@ -110,10 +110,17 @@ async def with_missed_trades(watch: Any, sub: Subscription, data: Any) -> Any:
     if sub.channel != "trades" or last is None or data.empty or \
             not watch.trades_by_id:
         return data
-    ids = set(data["id"][data["id"] > last].tolist())
-    if not ids or len(ids) == max(ids) - last:
+    newer = data["id"].to_numpy()
+    newer = newer[newer > last]
+    if not len(newer):
         return data
-    missing = [i for i in range(last + 1, max(ids)) if i not in ids]
+    top = int(newer.max())
+    if len(newer) == top - last and (len(newer) == 1 or bool((newer[1:] > newer[:-1]).all())):
+        return data  # last + 1 .. top, each once: no hole (the usual message)
+    ids = set(newer.tolist())
+    if len(ids) == top - last:
+        return data
+    missing = [i for i in range(last + 1, top) if i not in ids]
     try:
         pages = [p async for p in watch.missed_trades(sub.symbol, missing[0], missing[-1])]
     except ExchangeError as exc:

@@ -83,6 +83,41 @@ def test_outputs_agree_and_are_copies() -> None:
         series.latest(5, "polars")  # type: ignore[arg-type]
 
 
+def _slow_arrow(arrays: dict[str, np.ndarray]) -> pa.RecordBatch:
+    """The obvious Arrow twin of a NumPy result: one ``pa.array`` per column."""
+    return pa.RecordBatch.from_arrays([pa.array(v) for v in arrays.values()],
+                                      names=list(arrays))
+
+
+@pytest.mark.parametrize("channel", ["ticker", "trades", "candles"])
+def test_arrow_equals_numpy_across_the_ring_wrap(channel: str) -> None:
+    rng = random.Random(11)
+    width = len(COLUMNS[channel])
+    series = Series(COLUMNS[channel], max_rows=50)
+    for i in range(137):  # the newest rows start at 137 % 50 = 37: most queries wrap
+        series.append(i * 7, tuple(rng.uniform(-1e6, 1e6) for _ in range(width)))
+        for limit in (0, 1, 13, 50, 80):
+            batch, arrays = series.latest(limit, "arrow"), series.latest(limit, "numpy")
+            batch.validate(full=True)
+            assert batch.equals(_slow_arrow(arrays))
+            assert batch.schema.types == [pa.int64(), *[pa.float64()] * width]
+        lo, hi = sorted((rng.randrange(0, i * 7 + 1), rng.randrange(0, i * 7 + 1)))
+        assert series.between(lo, hi, "arrow").equals(_slow_arrow(series.between(lo, hi,
+                                                                                 "numpy")))
+    assert series.between(10_000, 20_000, "arrow").num_rows == 0
+
+
+def test_an_arrow_result_owns_its_rows() -> None:
+    series = Series(COLUMNS["book"], max_rows=4)
+    for i in range(6):
+        series.append(i, (float(i), 1.0, 2.0, 3.0))
+    batch = series.latest(4, "arrow")
+    for i in range(6, 20):  # overwrites every slot of the ring the batch was copied from
+        series.append(i, (-1.0, -1.0, -1.0, -1.0))
+    assert batch.column("ts").to_pylist() == [2, 3, 4, 5]
+    assert batch.column("bid").to_pylist() == [2.0, 3.0, 4.0, 5.0]
+
+
 def test_memory_is_eight_bytes_per_column_and_row() -> None:
     buffer = MarketBuffer(max_rows=10_000)
     for i in range(20_000):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 
+import numpy as np
 import pandas as pd
 
 from tradeflow.exchange.types import OrderBook, StreamCandle, Ticker
@@ -27,6 +29,37 @@ def test_trades_seen_before_are_dropped_and_the_rest_sorted() -> None:
     assert fresh["id"].tolist() == [4] and [r[0] for r in rows] == [1004]
     fresh, rows = new_rows("trades", trades([4]), cursor, 0)
     assert fresh.empty and rows == []
+
+
+def twin_new_trades(frame: pd.DataFrame, last_id: int | None) -> pd.DataFrame:
+    """The obvious rule: ids newer than the last seen, in id order, each once."""
+    if last_id is not None:
+        frame = frame[frame["id"] > last_id]
+    return frame.sort_values("id", kind="stable").drop_duplicates("id").reset_index(drop=True)
+
+
+def test_trades_equal_the_obvious_twin_in_and_out_of_order() -> None:
+    rng = random.Random(5)
+    cursor, last = Cursor(), None
+    for step in range(400):
+        base = (last or 0) + 1 - rng.randrange(0, 3)
+        ids = list(range(base, base + rng.randrange(0, 6)))
+        if step % 3 == 0:  # out of order, repeated
+            ids = rng.sample(ids + ids[:1], len(ids) + 1) if ids else ids
+        frame = trades(ids)
+        if step % 7 == 0:
+            frame.index = frame.index + 10  # not a plain 0..n-1 index
+        frame["side"] = pd.array([rng.choice(["buy", "sell", None]) for _ in ids], dtype="str")
+        expected = twin_new_trades(frame, last)
+        fresh, rows = new_rows("trades", frame, cursor, 0)
+        pd.testing.assert_frame_equal(fresh, expected)
+        side = np.where(expected["side"] == "buy", 1.0,
+                        np.where(expected["side"] == "sell", -1.0, 0.0))
+        assert rows == [(int(r.ts), (float(r.id), r.price, r.amount, float(s)))
+                        for r, s in zip(expected.itertuples(), side, strict=True)]
+        if not expected.empty:
+            last = int(expected["id"].iloc[-1])
+        assert cursor.last_id == last
 
 
 def test_candles_keep_the_open_one_and_newer() -> None:
