@@ -28,7 +28,8 @@ import pandas as pd
 
 from tradeflow.exchange import parse
 from tradeflow.exchange import types as t
-from tradeflow.exchange.trade_stream import DirectTradeStream, direct_trade_url
+from tradeflow.exchange.direct_ws import direct_stream_url
+from tradeflow.exchange.trade_stream import DirectTradeStream
 
 TRADES_CACHE = 20_000  # trades ccxt.pro keeps between two reads of a stream (it drops older)
 _HOUR_MS = 3_600_000
@@ -105,7 +106,7 @@ class OrderFlowClient:
 
     def _direct_stream(self, symbol: str, name: str) -> DirectTradeStream | None:
         if symbol not in self._direct:
-            url = direct_trade_url(self._ex, symbol, name)
+            url = direct_stream_url(self._ex, symbol, name)
             self._direct[symbol] = None if url is None else DirectTradeStream(
                 url, name, limit=self._trades_cache)
         return self._direct[symbol]
