@@ -239,9 +239,14 @@ class LocalBook(dict):  # type: ignore[type-arg]
     # -- Binance diffs ----------------------------------------------------------------------
     def apply_levels(self, message: Mapping[str, Any]) -> None:
         """Apply a ``depthUpdate``'s levels and take its ``u`` and time, ids unchecked (ccxt.pro
-        checks them before calling its ``handle_order_book_message``)."""
-        self.bids.apply(message.get("b") or ())
-        self.asks.apply(message.get("a") or ())
+        checks them before calling its ``handle_order_book_message``). With ``flat`` true its
+        ``b`` and ``a`` are flat lists ``[price, amount, price, ...]`` of decimal strings."""
+        bids, asks = message.get("b") or (), message.get("a") or ()
+        if message.get("flat"):  # paired as applied: zip reuses its tuple, no list of pairs
+            bids = zip(bids[0::2], bids[1::2], strict=True)
+            asks = zip(asks[0::2], asks[1::2], strict=True)
+        self.bids.apply(bids)
+        self.asks.apply(asks)
         self["nonce"] = message.get("u")
         timestamp = message.get("E")
         self["timestamp"] = timestamp
