@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ Level = list[float]  # [price, amount], as ccxt's books hold them
 Outcome = Literal["applied", "stale", "gap", "buffered"]
 RESORT_SHARE = 8  # sort a side afresh when more than 1/8 of its prices moved since the last read
 MAX_BUFFERED = 10_000  # diffs kept while waiting for a snapshot
+Before = Callable[["LocalBook", Mapping[str, Any]], None]
 
 
 def iso8601(timestamp: int | None) -> str | None:
@@ -238,21 +239,27 @@ class LocalBook(dict):  # type: ignore[type-arg]
     # -- Binance diffs ----------------------------------------------------------------------
     def apply_levels(self, message: Mapping[str, Any]) -> None:
         """Apply a ``depthUpdate``'s levels and take its ``u`` and time, ids unchecked (ccxt.pro
-        checks them before calling its ``handle_order_book_message``)."""
-        self.bids.apply(message.get("b") or ())
-        self.asks.apply(message.get("a") or ())
+        checks them before calling its ``handle_order_book_message``). With ``flat`` true its
+        ``b`` and ``a`` are flat lists ``[price, amount, price, ...]`` of decimal strings."""
+        bids, asks = message.get("b") or (), message.get("a") or ()
+        if message.get("flat"):  # paired as applied: zip reuses its tuple, no list of pairs
+            bids = zip(bids[0::2], bids[1::2], strict=True)
+            asks = zip(asks[0::2], asks[1::2], strict=True)
+        self.bids.apply(bids)
+        self.asks.apply(asks)
         self["nonce"] = message.get("u")
         timestamp = message.get("E")
         self["timestamp"] = timestamp
         self["datetime"] = iso8601(timestamp)
 
-    def apply_diff(self, message: Mapping[str, Any]) -> Outcome:
+    def apply_diff(self, message: Mapping[str, Any], before: Before | None = None) -> Outcome:
         """Apply one ``depthUpdate`` if it continues the book; say what happened.
 
         ``stale``: the book already has its last id (a repeat or an event from before the
         snapshot). ``gap``: its first id skips ids the book never saw; the book keeps its
         state, buffers this and later diffs and needs :meth:`resync`. ``buffered``: waiting
-        for a snapshot.
+        for a snapshot. ``before(book, message)`` is called just before a diff is applied,
+        while the book still shows the state the diff ends.
         """
         nonce = self["nonce"]
         if nonce is None or self.needs_resync:
@@ -265,10 +272,12 @@ class LocalBook(dict):  # type: ignore[type-arg]
             self.cache = []
             self._buffer(message)
             return "gap"
+        if before is not None:
+            before(self, message)
         self.apply_levels(message)
         return "applied"
 
-    def resync(self, snapshot: Mapping[str, Any]) -> Outcome:
+    def resync(self, snapshot: Mapping[str, Any], before: Before | None = None) -> Outcome:
         """Start again from a REST snapshot (ccxt's shape, or Binance's body with
         ``lastUpdateId`` and decimal strings), then replay the buffered diffs. Returns
         ``gap`` when the snapshot is too old for them (ask for another), else ``applied``."""
@@ -279,7 +288,7 @@ class LocalBook(dict):  # type: ignore[type-arg]
         self.needs_resync = False
         buffered, self.cache = self.cache, []
         for i, message in enumerate(buffered):
-            if self.apply_diff(message) == "gap":
+            if self.apply_diff(message, before) == "gap":
                 self.cache.extend(buffered[i + 1:])
                 return "gap"
         return "applied"

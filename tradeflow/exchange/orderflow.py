@@ -28,7 +28,10 @@ import pandas as pd
 
 from tradeflow.exchange import parse
 from tradeflow.exchange import types as t
-from tradeflow.exchange.trade_stream import DirectTradeStream, direct_trade_url
+from tradeflow.exchange.book import Before, LocalBook
+from tradeflow.exchange.depth_stream import DirectDepthStream
+from tradeflow.exchange.direct_ws import direct_stream_url
+from tradeflow.exchange.trade_stream import DirectTradeStream
 
 TRADES_CACHE = 20_000  # trades ccxt.pro keeps between two reads of a stream (it drops older)
 _HOUR_MS = 3_600_000
@@ -41,7 +44,7 @@ class OrderFlowClient:
 
     def __init__(self, client: Any, *, aggregated: bool = True, book_limit: int = 1000,
                  book_updates_ms: int = 100, trades_cache: int = TRADES_CACHE,
-                 direct_trades: bool = False) -> None:
+                 direct_trades: bool = False, direct_book: bool = False) -> None:
         self.client = client
         self.aggregated = aggregated
         # Binance spot trade streams read off the websocket by DirectTradeStream, not parsed
@@ -49,7 +52,12 @@ class OrderFlowClient:
         self.direct_trades = direct_trades
         self._direct: dict[str, DirectTradeStream | None] = {}
         self._trades_cache = trades_cache
+        # Binance spot diff-depth streams read off the websocket by DirectDepthStream into a
+        # LocalBook (watch_local_book), not decoded and applied through ccxt.pro
+        self.direct_book = direct_book
+        self._depth: dict[str, DirectDepthStream | None] = {}
         self.book_limit = book_limit
+        self.book_updates_ms = book_updates_ms
         # Binance's diff stream every 100 ms or 1000 ms (ccxt's watchOrderBookRate)
         self._book_params = {"watchOrderBookRate": str(book_updates_ms)} \
             if str(client.exchange.id).startswith("binance") else {}
@@ -69,10 +77,11 @@ class OrderFlowClient:
 
     async def close(self) -> None:
         """Close the trade streams this client opened itself (ccxt's close with the client)."""
-        for stream in self._direct.values():
+        for stream in (*self._direct.values(), *self._depth.values()):
             if stream is not None:
                 await stream.close()
         self._direct.clear()
+        self._depth.clear()
 
     def _count_connections(self) -> None:
         for url, ws in list((getattr(self._ex, "clients", None) or {}).items()):
@@ -105,7 +114,7 @@ class OrderFlowClient:
 
     def _direct_stream(self, symbol: str, name: str) -> DirectTradeStream | None:
         if symbol not in self._direct:
-            url = direct_trade_url(self._ex, symbol, name)
+            url = direct_stream_url(self._ex, symbol, name)
             self._direct[symbol] = None if url is None else DirectTradeStream(
                 url, name, limit=self._trades_cache)
         return self._direct[symbol]
@@ -126,6 +135,43 @@ class OrderFlowClient:
                                          retry=False, stream=True)
         self._count_connections()
         return parse.order_book(symbol, raw, depth)
+
+    def has_local_book(self, symbol: str) -> bool:
+        """Whether :meth:`watch_local_book` serves ``symbol`` (``direct_book`` on Binance spot)."""
+        return self.direct_book and self._depth_stream(symbol) is not None
+
+    async def watch_local_book(self, symbol: str, before: Before | None = None) -> LocalBook:
+        """The whole local book of ``symbol`` after its next diffs, read off the diff-depth
+        stream directly (:meth:`has_local_book` must hold). ``before(book, diff)`` is called
+        just before each diff is applied. The book is live: it changes on the next call.
+
+        A hole in the update ids is counted in ``resyncs[symbol]`` and the book rebuilt from a
+        new snapshot; a dropped connection raises a retryable error (call again).
+        """
+        stream = self._depth_stream(symbol)
+        if stream is None:
+            raise ValueError(f"{symbol}: no direct depth stream on {self._ex.id}")
+        known = stream.connections
+        try:
+            return await stream.next(before)
+        finally:
+            self.reconnects += max(0, stream.connections - max(known, 1))
+            if stream.resyncs:
+                self.resyncs[symbol] = stream.resyncs
+
+    def _depth_stream(self, symbol: str) -> DirectDepthStream | None:
+        if symbol not in self._depth:
+            name = "depth@100ms" if self.book_updates_ms == 100 else "depth"
+            url = direct_stream_url(self._ex, symbol, name)
+            self._depth[symbol] = None if url is None else DirectDepthStream(
+                url, lambda: self._book_snapshot(symbol), symbol=symbol)
+        return self._depth[symbol]
+
+    async def _book_snapshot(self, symbol: str) -> dict[str, Any]:
+        """Binance's ``GET /api/v3/depth`` body of ``symbol`` (``lastUpdateId``, bids, asks)."""
+        market_id = self._ex.market(symbol)["id"]
+        return await self.client.call(self._ex.publicGetDepth,  # type: ignore[no-any-return]
+                                      {"symbol": market_id, "limit": self.book_limit})
 
     async def watch_ticker(self, symbol: str) -> t.Ticker:
         """The next 24h ticker (last price, best bid/ask and their sizes)."""

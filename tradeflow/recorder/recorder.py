@@ -5,8 +5,9 @@ transient error); every ``flush_s`` the new rows of all of them go to the store 
 transaction. Trades are written in id order right after the last stored id: a hole before or
 between streamed trades (a drop, a message lost, a restart after a crash) is fetched over REST
 by id first, and ids already stored are dropped, so the stored ids of a series never have a
-hole or a repeat. Starting up, it refills any hole found in the stored ids. A book sequence gap
-makes ccxt.pro rebuild the local book from a new snapshot; it is counted as a resync.
+hole or a repeat. Starting up, it refills any hole found in the stored ids. On Binance spot the
+local book is kept from the diff-depth stream read directly (DirectDepthStream), elsewhere by
+ccxt.pro; a book sequence gap rebuilds it from a new snapshot and is counted as a resync.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Recorder:
         self.exchange = str(client.id)
         self.flow = OrderFlowClient(client, aggregated=settings.aggregated_trades,
                                     book_updates_ms=settings.book_updates_ms,
-                                    direct_trades=True)
+                                    direct_trades=True, direct_book=True)
         streams = ("trades", *(("book",) if settings.order_book else ()),
                    *(("ticker",) if settings.tickers else ()))
         self.status = RecorderStatus(self.exchange, symbols, status_path, streams)
@@ -174,10 +175,18 @@ class Recorder:
         return len(frame)
 
     async def _read_book(self, symbol: str) -> int:
-        book = await self.flow.watch_order_book(symbol, self.settings.book_depth)
-        self._snapshots[symbol] += self.samplers[symbol].update(book)
+        sampler, rows = self.samplers[symbol], self._snapshots[symbol]
+        if self.flow.has_local_book(symbol):
+            # every diff is seen: the book before the one that crosses a boundary is kept
+            local = await self.flow.watch_local_book(
+                symbol, lambda b, diff: rows.extend(sampler.before_diff(b, diff)))
+            last_id = local.last_update_id
+        else:
+            book = await self.flow.watch_order_book(symbol, self.settings.book_depth)
+            rows += sampler.update(book)
+            last_id = book.update_id
         status = self.status.get(symbol, "book")
-        status.last_id = book.update_id
+        status.last_id = last_id
         status.resyncs = self.flow.resyncs.get(symbol, 0)
         return 1
 

@@ -8,9 +8,11 @@ feature of the candle that closes there can use it without looking ahead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tradeflow import timeframes
+from tradeflow.exchange.book import LocalBook
 from tradeflow.exchange.types import OrderBook, Ticker
 
 
@@ -30,16 +32,39 @@ class BookSampler:
             return []
         rows: list[dict[str, Any]] = []
         last = self.last
-        if last is not None and last.timestamp is not None and book.timestamp > last.timestamp:
-            before, now = int(last.timestamp), int(book.timestamp)
-            if self.interval_ms and now // self.interval_ms > before // self.interval_ms:
-                rows.append(self.row(last, "cadence"))
-            tf = self.close_timeframe
-            if tf and timeframes.floor(now, tf) > timeframes.floor(before, tf):
-                rows.append(self.row(last, "close"))
+        if last is not None and last.timestamp is not None:
+            rows = [self.row(last, kind) for kind in self.crossed(last.timestamp,
+                                                                   book.timestamp)]
         self.last = book
         self.taken += len(rows)
         return rows
+
+    def before_diff(self, book: LocalBook, diff: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Rows of a local book just before ``diff`` (time ``E``) is applied to it: the book
+        as it stood up to each boundary that the diff's time crosses."""
+        since = book["timestamp"]
+        kinds = [] if since is None else self.crossed(since, diff["E"])
+        if not kinds:
+            return []
+        bids, asks = book.top(self.depth)
+        row = {"ts": int(since), "update_id": book.last_update_id,
+               "bid_price": [p for p, _ in bids], "bid_amount": [a for _, a in bids],
+               "ask_price": [p for p, _ in asks], "ask_amount": [a for _, a in asks]}
+        self.taken += len(kinds)
+        return [{**row, "kind": kind} for kind in kinds]
+
+    def crossed(self, before: int, now: int) -> list[str]:
+        """The snapshot kinds whose boundaries lie in ``(before, now]``."""
+        before, now = int(before), int(now)
+        if now <= before:
+            return []
+        kinds = []
+        if self.interval_ms and now // self.interval_ms > before // self.interval_ms:
+            kinds.append("cadence")
+        tf = self.close_timeframe
+        if tf and timeframes.floor(now, tf) > timeframes.floor(before, tf):
+            kinds.append("close")
+        return kinds
 
     def row(self, book: OrderBook, kind: str) -> dict[str, Any]:
         bids, asks = book.bids[: self.depth], book.asks[: self.depth]

@@ -14,8 +14,9 @@ from tests.fixtures.simulator import SimFactory, run
 from tradeflow.config import ExchangeSettings
 from tradeflow.exchange import ExchangeError
 from tradeflow.exchange.ccxt_client import ExchangeClient
+from tradeflow.exchange.direct_ws import direct_stream_url
 from tradeflow.exchange.orderflow import OrderFlowClient
-from tradeflow.exchange.trade_stream import DirectTradeStream, direct_trade_url
+from tradeflow.exchange.trade_stream import DirectTradeStream
 
 
 async def collect(flow: OrderFlowClient, symbol: str, at_least: int) -> pd.DataFrame:
@@ -97,7 +98,7 @@ def test_trades_nobody_takes_beyond_the_limit_are_dropped_oldest_first(
     async def body() -> tuple[pd.DataFrame, pd.DataFrame]:
         async with ExchangeClient(ExchangeSettings(base_url=sim.base_url)) as client:
             await client.load_markets()
-            url = direct_trade_url(client.exchange, "BTC/USDT", "aggTrade")
+            url = direct_stream_url(client.exchange, "BTC/USDT", "aggTrade")
             assert url is not None and url.endswith("/ws/btcusdt@aggTrade")
             stream = DirectTradeStream(url, "aggTrade", limit=50)
             try:
@@ -127,8 +128,8 @@ def test_only_binance_spot_streams_are_read_directly(sim_factory: SimFactory) ->
         async with ExchangeClient(ExchangeSettings(base_url=sim.base_url)) as client:
             await client.load_markets()
             ex = client.exchange
-            return [direct_trade_url(ex, "SOL/USDT", "trade"),
-                    direct_trade_url(ex, "NOPE/USDT", "trade")]
+            return [direct_stream_url(ex, "SOL/USDT", "trade"),
+                    direct_stream_url(ex, "NOPE/USDT", "trade")]
 
     known, unknown = run(body())
     assert known == sim.base_url.replace("http://", "ws://") + "/ws/solusdt@trade"
