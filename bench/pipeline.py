@@ -30,9 +30,13 @@ sys.path.insert(0, str(ROOT))
 from cli.demo_run import print_report, run_demo  # noqa: E402
 from cli.supervisor import Services  # noqa: E402
 
+# The flow-run process logs this after its pull steps, just before it imports the flow's module.
+PULLED = "All deployment steps completed successfully"
+
 
 async def runs_and_tasks() -> tuple[list, list]:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     async with get_client() as client:
         flows = await client.read_flow_runs(limit=200)
@@ -44,13 +48,17 @@ async def runs_and_tasks() -> tuple[list, list]:
             if len(page) < 200:
                 break
         names = {f.id: (await client.read_flow(f.flow_id)).name for f in flows}
-        pending = {}
+        marks = {}
         for f in flows:
             if f.parent_task_run_id is None and f.start_time is not None:
                 states = await client.read_flow_run_states(f.id)
-                pending[f.id] = min((s.timestamp for s in states if s.type.value == "PENDING"),
-                                    default=None)
-    return [(names[f.id], f, pending.get(f.id)) for f in flows], tasks
+                logs = await client.read_logs(LogFilter(
+                    flow_run_id=LogFilterFlowRunId(any_=[f.id])), limit=200)
+                marks[f.id] = (
+                    min((s.timestamp for s in states if s.type.value == "PENDING"), default=None),
+                    min((log.timestamp for log in logs if log.message.startswith(PULLED)),
+                        default=None))
+    return [(names[f.id], f, marks.get(f.id, (None, None))) for f in flows], tasks
 
 
 def seconds(value: timedelta | None) -> float:
@@ -96,17 +104,19 @@ def main() -> None:
     runs = {"daily-retrain": report.retrain, "trader": report.trader}
     top = {n: (f, p) for n, f, p in flows if f.parent_task_run_id is None}
     print("\nwhere each deployment run's wall time went (run_deployment call to its return):")
-    for name, (run, pending) in top.items():
+    for name, (run, (pending, pulled)) in top.items():
         wall = float(runs.get(name, {}).get("wall_s", 0.0))
         start, end = run.start_time.timestamp(), run.end_time.timestamp()
         body = end - start
         mine = body if name == "trader" else covered(
             [(max(a, start), min(b, end)) for a, b in spans if b > start and a < end])
         queued = (pending - run.created).total_seconds() if pending else float("nan")
-        boot = (run.start_time - pending).total_seconds() if pending else float("nan")
+        boot = (pulled - pending).total_seconds() if pending and pulled else float("nan")
+        load = (run.start_time - pulled).total_seconds() if pulled else float("nan")
         rest = wall - (run.end_time - run.created).total_seconds()
         print(f"  {name:<14} {wall:6.1f}s wall: {queued:5.1f}s until a worker took it, "
-              f"{boot:5.1f}s process start and flow import, {body - mine:5.1f}s flow bodies "
+              f"{boot:5.1f}s process and Prefect engine start, {load:5.1f}s importing the "
+              f"flow's module, {body - mine:5.1f}s flow bodies "
               f"and subflow states outside task runs, {mine:6.1f}s work, "
               f"{rest:4.1f}s create and notice the end")
     deployment_wall = sum(float(r.get("wall_s", 0.0)) for r in runs.values())
