@@ -1,14 +1,20 @@
 """Benchmark: the demo's stage timings and the share of Prefect orchestration overhead.
 
-Runs `tradeflow demo` (keeping its Prefect server up), then reads every flow run and task run
-of it from the Prefect API and prints:
+Runs `tradeflow demo` (keeping its Prefect server up), then reads every flow run, task run and
+the top-level runs' states and logs from the Prefect API and prints:
 
 * the demo's stages (wall time), and each flow run's own time: subflows of the daily
   retrain (backfill, validate, train, promote) and the trader;
 * the work: time inside task bodies (the trader's work is its flow body, counted too);
-* the orchestration overhead: deployment pickup by the worker and flow-run process start,
-  flow and task state handling: the wall time of the two deployment runs minus the work;
-  and its share of the total (the baseline is the same pipeline's total wall time).
+* where each deployment run's wall time went: until a worker took it (Scheduled -> Pending),
+  the flow-run process and Prefect engine start (to the end of its pull steps), the import of
+  the flow's module (to Running), flow bodies and subflow state handling outside task runs,
+  the work, and creating the run and noticing its end;
+* the orchestration overhead: the wall time of the two deployment runs (each
+  ``run_deployment`` call, creation to return) minus the work, and its share of the
+  deployment runs and of the whole demo. The same figure over the demo's stages is printed
+  too: the trader's stage also starts and stops the order-flow recorder, which is no part of
+  a deployment run.
 
 Run: ``.venv/bin/python bench/pipeline.py [--candles 60]`` (stops everything at the end).
 """
