@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tradeflow.errors import UserError
@@ -200,14 +201,34 @@ def deploy_all(api_url: str, home: Path) -> None:
 
 
 def start_worker(services: Services, api_url: str, home: Path, env: dict[str, str]) -> None:
-    """A process worker of the ``tradeflow-local`` pool, with ``env`` for its flow runs.
+    """A process worker of the ``tradeflow-local`` pool, with ``env`` for its flow runs;
+    returns once it has reported to the server, so a run created next is picked up at the
+    worker's next poll rather than after its start-up.
 
-    It asks its one-machine server for due runs every 2 s instead of Prefect's 10 s: a
-    deployment run starts ~4 s sooner on average, for one cheap loopback query per 2 s.
+    It asks its one-machine server for due runs every second instead of Prefect's 10 s
+    (``PREFECT_WORKER_QUERY_SECONDS``): a deployment run starts ~4.5 s sooner on average,
+    for one cheap loopback query a second.
     """
+    since = time.time()
     services.start("worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL],
                    env=prefect_env(api_url, home,
-                                   {**env, "PREFECT_WORKER_QUERY_SECONDS": "2"}))
+                                   {**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}),
+                   ready=lambda: worker_online(api_url, POOL, since), timeout=120)
+
+
+def worker_online(api_url: str, pool: str, since: float) -> bool:
+    """Whether a worker of ``pool`` has sent the server a heartbeat after ``since``."""
+    request = urllib.request.Request(f"{api_url}/work_pools/{pool}/workers/filter",
+                                     data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as resp:
+            workers = json.loads(resp.read())
+    except (OSError, ValueError):
+        return False
+    return any(w.get("last_heartbeat_time") and
+               datetime.fromisoformat(w["last_heartbeat_time"]).timestamp() >= since
+               for w in workers)
 
 
 def start_simulator(services: Services, profile: Path, port: int) -> str:

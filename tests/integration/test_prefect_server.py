@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
+from cli.supervisor import POOL, Services, start_worker, worker_online
 from tests.fixtures.prefect import PrefectServer, http_422_in, server_errors, stop_worker
 
 pytestmark = pytest.mark.slow
@@ -64,3 +66,18 @@ def test_deploy_worker_and_deployment_run_complete(prefect_server: PrefectServer
     server_log = (prefect_server.home / "server.log").read_text()
     errors = server_errors(server_log)
     assert not errors, errors[0][-3000:]
+
+
+def test_start_worker_returns_once_the_worker_has_reported(prefect_server: PrefectServer,
+                                                            tmp_path: Path) -> None:
+    """``tradeflow up`` and the demo create runs right after starting the worker: it must be
+    online by then, not still importing Prefect."""
+    prefect_server.cli("work-pool", "create", POOL, "--type", "process", "--overwrite")
+    since = time.time()
+    assert not worker_online(prefect_server.api_url, POOL, since)
+    services = Services(tmp_path / "services")
+    try:
+        start_worker(services, prefect_server.api_url, prefect_server.home, {})
+        assert worker_online(prefect_server.api_url, POOL, since)
+    finally:
+        assert services.stop("worker")
