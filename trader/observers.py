@@ -44,6 +44,7 @@ class MetricsObserver(Observer):
 
     def __init__(self, metrics: TraderMetrics, strategy: str, starting_balance: float) -> None:
         self.metrics, self.name, self.start = metrics, strategy, starting_balance
+        self._fills = 0
 
     def model_served(self, version: str) -> None:
         try:
@@ -75,6 +76,10 @@ class MetricsObserver(Observer):
         m.latency.labels(self.name).observe(latency_ms / 1000.0)
 
     def status(self, snapshot: Mapping[str, Any]) -> None:
+        fills = int(snapshot.get("fills") or 0)
+        if fills > self._fills:
+            self.metrics.fills.labels(self.name).inc(fills - self._fills)
+            self._fills = fills
         for s in snapshot.get("streams", []):
             self.metrics.set_stream(s["symbol"], s["state"], s["last_message_age_s"])
         for b in snapshot.get("breakers") or []:

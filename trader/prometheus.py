@@ -50,6 +50,8 @@ class TraderMetrics:
                                  ["strategy", "symbol", "action"], registry=r)
         self.orders = Counter("tradeflow_orders", "orders placed", ["strategy", "side"],
                               registry=r)
+        self.fills = Counter("tradeflow_fills", "fills booked (exchange or paper)", ["strategy"],
+                             registry=r)
         self.latency = Histogram(
             "tradeflow_decision_latency_seconds",
             "from a closed candle reaching the trader to its decision and order being persisted",

@@ -296,7 +296,7 @@ class Trader:
         engine = self.engine
         return {
             "strategy": self.name, "mode": self.mode, "pid": os.getpid(),
-            "restarts": self.restarts,
+            "restarts": self.restarts, "fills": self.summary.fills,
             "model_version": self.model.version if self.model else None,
             "updated_at": time.time(),
             "last_candle": engine.time if engine else None,

@@ -155,6 +155,9 @@ class RecorderMetrics:
                             ["exchange", "table"], registry=r)
         self.reopened = Gauge("tradeflow_recorder_connections_reopened",
                               "websocket connections reopened", ["exchange"], registry=r)
+        self.age = Gauge("tradeflow_recorder_last_message_age_seconds",
+                         "seconds since the stream's last message (trades: the last trade id's "
+                         "age)", labels, registry=r)
         self.refetched = Gauge("tradeflow_recorder_trades_refetched",
                                "trades fetched over REST to fill holes the streams left",
                                ["exchange"], registry=r)
@@ -182,6 +185,8 @@ class RecorderMetrics:
                 self.messages.labels(*labels).inc(s.messages - seen)
                 self._seen[(symbol, stream)] = s.messages
             self.rate.labels(*labels).set(s.rate)
+            if s.last_message:
+                self.age.labels(*labels).set(max(time.time() - s.last_message, 0.0))
             if s.last_id is not None:
                 self.last_id.labels(*labels).set(s.last_id)
             self.resyncs.labels(*labels).set(s.resyncs)

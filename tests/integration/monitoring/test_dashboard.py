@@ -104,6 +104,7 @@ def fed_prometheus(tmp_path: Path) -> Iterator[tuple[str, Any]]:
         recorder.stored.labels("binance", "trades").set(1000)
         recorder.messages.labels("binance", "BTC/USDT", "trades").inc(10)
         recorder.refetched.labels("binance").set(0)
+        recorder.age.labels("binance", "BTC/USDT", "trades").set(0.3)
         key = SimpleNamespace(symbol="BTC/USDT", timeframe="1m")
         with flow_metrics(settings, "backfill") as m:
             record_backfill(m, [SimpleNamespace(key=key, stored=1440, missing=0, unfillable=5,
@@ -122,6 +123,7 @@ def fed_prometheus(tmp_path: Path) -> Iterator[tuple[str, Any]]:
         def tick() -> None:
             trader.decisions.labels(s, "BTC/USDT", "hold").inc()
             trader.orders.labels(s, "buy").inc()
+            trader.fills.labels(s).inc()
             trader.latency.labels(s).observe(0.003)
             recorder.messages.labels("binance", "BTC/USDT", "trades").inc(5)
 
